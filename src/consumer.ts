@@ -1,0 +1,885 @@
+import { EventEmitter } from 'eventemitter3';
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { AimdLimit } from './adaptive-concurrency.js';
+import { Circuit, type CircuitState } from './circuit.js';
+import { deadLetterMessage } from './dlq.js';
+import {
+  BackpressureError,
+  ConfigError,
+  DlqPublishError,
+  HandlerTimeoutError,
+  isBackpressureError,
+  toError,
+} from './errors.js';
+import type { ConsumerEvents, ErrorEvent } from './events.js';
+import { FlowController, type PauseReason } from './flow-controller.js';
+import { InFlightBudget } from './inflight.js';
+import { KafkaConsumerPort } from './kafka-port.js';
+import { LatencyWindow } from './latency-window.js';
+import { OffsetTracker } from './offset-tracker.js';
+import {
+  resolveOptions,
+  type BackpressureConsumerOptions,
+  type InboundMessage,
+  type ResolvedOptions,
+} from './options.js';
+import { Lanes, laneKeyOf, type LaneItem } from './ordering.js';
+import { backoffDelay } from './retry.js';
+import { tpKey, type TopicPartition } from './topic-partition.js';
+
+export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
+
+interface PartitionState {
+  readonly topic: string;
+  readonly partition: number;
+  readonly tracker: OffsetTracker;
+  /** Set when the partition is taken away: its work is no longer ours to commit. */
+  revoked: boolean;
+  /** From the last batch: the log-end offset the broker reported. */
+  highWatermark: number | undefined;
+  /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
+  holding: number;
+}
+
+interface Work<T> extends LaneItem {
+  readonly state: PartitionState;
+  readonly raw: KafkaMessage;
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** A snapshot of one assigned partition, for dashboards and the demo. */
+export interface PartitionSnapshot extends TopicPartition {
+  /** Log-end offset minus the commit position, from the last fetched batch (no extra request). */
+  readonly lag: number | undefined;
+  readonly highWatermark: number | undefined;
+  readonly commitPosition: number | undefined;
+  readonly committedOffset: number | undefined;
+  readonly inFlight: number;
+  readonly paused: boolean;
+  readonly reasons: readonly PauseReason[];
+}
+
+export interface CloseOptions {
+  /** How long to wait for in-flight work before abandoning it (it is redelivered later). */
+  readonly drainTimeoutMs?: number;
+}
+
+const HEARTBEAT_POLL_MS = 500;
+
+/**
+ * Wraps a KafkaJS consumer you created so that it consumes as fast as the
+ * handler allows and no faster, without losing a message.
+ *
+ * Data flows one way: batch -> admission (in-flight budget) -> lane (order)
+ * -> limit, breaker, timeout, retry -> done or dead letter -> offset tracker
+ * -> commit. Queue depth, latency and the breaker feed the flow controller,
+ * which alone pauses and resumes partitions.
+ */
+export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<ConsumerEvents> {
+  readonly #consumer: Consumer;
+  readonly #options: ResolvedOptions<T>;
+  readonly #port: KafkaConsumerPort;
+  readonly #flow: FlowController;
+  readonly #budget: InFlightBudget;
+  readonly #lanes: Lanes<Work<T>>;
+  readonly #limit: LimitFunction;
+  readonly #circuit: Circuit;
+  readonly #latency: LatencyWindow;
+  readonly #aimd: AimdLimit | undefined;
+  readonly #partitions = new Map<string, PartitionState>();
+  /** Aborted on close when in-flight work is abandoned. */
+  readonly #closeController = new AbortController();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #unsubscribe: (() => void)[] = [];
+  #state: ConsumerState = 'idle';
+  #groupId = '';
+  #queueFull = false;
+  #latencyHigh = false;
+  /** Set while a noticed rebalance drains: admission stops. */
+  #rebalancing = false;
+  #commitChain: Promise<void> = Promise.resolve();
+  #closePromise: Promise<void> | undefined;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(consumer: Consumer, options: BackpressureConsumerOptions<T>) {
+    super();
+    if (typeof consumer !== 'object' || consumer === null || typeof consumer.run !== 'function') {
+      throw new ConfigError('consumer', 'a KafkaJS Consumer (kafka.consumer({ groupId }))', consumer);
+    }
+    this.#consumer = consumer;
+    this.#options = resolveOptions(options);
+    const o = this.#options;
+    this.#port = new KafkaConsumerPort(consumer, (error, during) => this.#error(error, during));
+    this.#flow = new FlowController(this.#port, {
+      /** @event flow.paused */
+      paused: (change) => this.emit('flow.paused', change),
+      /** @event flow.resumed */
+      resumed: (change) => this.emit('flow.resumed', change),
+    });
+    this.#budget = new InFlightBudget(o.maxInFlight, o.maxInFlightBytes, o.resumeThreshold);
+    this.#lanes = new Lanes((work) => void this.#process(work));
+    this.#aimd = o.adaptiveConcurrency
+      ? new AimdLimit({
+          min: o.adaptiveConcurrency.minConcurrency,
+          max: o.adaptiveConcurrency.maxConcurrency,
+          initial: o.adaptiveConcurrency.maxConcurrency,
+          targetLatencyMs: o.adaptiveConcurrency.targetLatencyMs,
+          decreaseFactor: o.adaptiveConcurrency.decreaseFactor,
+          increaseStep: o.adaptiveConcurrency.increaseStep,
+        })
+      : undefined;
+    this.#limit = pLimit(o.concurrency);
+    this.#latency = new LatencyWindow(o.clock, o.latencyWindowMs);
+    this.#circuit = new Circuit(
+      o.circuitBreaker,
+      (state) => this.#onCircuit(state),
+      (error) => this.#isRetriable(toError(error)),
+    );
+  }
+
+  /** Lifecycle state. */
+  get state(): ConsumerState {
+    return this.#state;
+  }
+
+  /** Messages fetched and not done. */
+  get inFlight(): number {
+    return this.#budget.messages;
+  }
+
+  get inFlightBytes(): number {
+    return this.#budget.bytes;
+  }
+
+  /** Highest in-flight count seen since start. */
+  get peakInFlight(): number {
+    return this.#budget.peakMessages;
+  }
+
+  get peakInFlightBytes(): number {
+    return this.#budget.peakBytes;
+  }
+
+  /** Handlers running right now. */
+  get activeHandlers(): number {
+    return this.#limit.activeCount;
+  }
+
+  /** The concurrency limit in force (changes with adaptive concurrency and the circuit). */
+  get concurrency(): number {
+    return this.#limit.concurrency;
+  }
+
+  get circuitState(): CircuitState {
+    return this.#circuit.state;
+  }
+
+  /** The consumer group, known once the first assignment arrived. */
+  get groupId(): string {
+    return this.#groupId;
+  }
+
+  /** The rolling handler-latency percentile (`latency.percentile`, default p95), in ms. */
+  latencyPercentile(): number | undefined {
+    return this.#latency.percentile(this.#options.latencyPercentile);
+  }
+
+  partitions(): PartitionSnapshot[] {
+    return [...this.#partitions.values()].map((s) => {
+      const position = s.tracker.commitPosition();
+      return {
+        topic: s.topic,
+        partition: s.partition,
+        highWatermark: s.highWatermark,
+        commitPosition: position,
+        committedOffset: s.tracker.committedOffset,
+        lag: s.highWatermark === undefined ? undefined : Math.max(0, s.highWatermark - (position ?? s.highWatermark)),
+        inFlight: s.tracker.pendingCount,
+        paused: this.#flow.isPaused(s.topic, s.partition),
+        reasons: this.#flow.reasonsFor(s),
+      };
+    });
+  }
+
+  /** Connects, subscribes and starts consuming. Resolves once KafkaJS runs. */
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') {
+      throw new BackpressureError('ERR_STATE', `start() called while ${this.#state}; a consumer starts once.`);
+    }
+    this.#setState('starting');
+    const o = this.#options;
+    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    this.#unsubscribe.push(
+      this.#consumer.on(GROUP_JOIN, (event) => {
+        this.#groupId = event.payload.groupId;
+        this.#onAssigned(event.payload.memberAssignment);
+      }),
+      // KafkaJS noticed the rebalance itself (between batches) and is about to
+      // rejoin; it cannot be held back from here, so commit what is done now.
+      // The OffsetCommit is queued on the coordinator connection ahead of the
+      // JoinGroup, so it still carries the old generation.
+      this.#consumer.on(REBALANCING, () => void this.#commit()),
+      this.#consumer.on(CRASH, (event) => this.#error(toError(event.payload.error), 'consumer-crash')),
+    );
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({ topics: [...o.topics], fromBeginning: o.fromBeginning });
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
+      eachBatch: (payload) => this.#eachBatch(payload),
+    });
+    this.#every(o.commitIntervalMs, () => void this.#commit());
+    if (o.latency) this.#every(Math.max(50, Math.floor(o.latency.windowMs / 20)), () => this.#checkLatency());
+    if (o.adaptiveConcurrency) this.#every(o.adaptiveConcurrency.intervalMs, () => this.#adaptConcurrency());
+    // close() may have been called while KafkaJS was starting.
+    if ((this.#state as ConsumerState) === 'starting') this.#setState('running');
+  }
+
+  /**
+   * Pauses consumption by hand. Without a partition every assigned partition
+   * pauses; the manual reason is one among others, so `resume()` only lets
+   * go of what `pause()` held.
+   */
+  pause(partition?: TopicPartition): void {
+    this.#flow.add('manual', partition);
+  }
+
+  resume(partition?: TopicPartition): void {
+    this.#flow.remove('manual', partition);
+  }
+
+  /** Resolves when nothing is in flight. */
+  onIdle(): Promise<void> {
+    if (this.#budget.messages === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Resolves when in-flight work is at or below the low mark (the queue is not full). */
+  async onDrained(): Promise<void> {
+    while (!this.#budget.low()) await this.#budget.changed();
+  }
+
+  /** Commits every done offset now (it also happens every `commitIntervalMs`). */
+  commit(): Promise<void> {
+    return this.#commit();
+  }
+
+  /**
+   * Stops fetching, lets in-flight work finish (up to `drainTimeoutMs`),
+   * commits, and disconnects the KafkaJS consumer. Work still running after
+   * the timeout is abandoned (its signal aborted) and redelivered later.
+   * Safe to call more than once, and from inside a handler.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closePromise ??= this.#close(options);
+    return this.#closePromise;
+  }
+
+  async #close(options: CloseOptions): Promise<void> {
+    const timeoutMs = options.drainTimeoutMs ?? this.#options.closeDrainTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
+      throw new ConfigError('drainTimeoutMs', 'an integer number of milliseconds >= 0', timeoutMs);
+    }
+    const wasStarted = this.#state !== 'idle';
+    this.#setState('closing');
+    // Nothing new is admitted from here; batches already delivered stop at the next message.
+    this.#flow.add('closing');
+    this.#budget.wakeAll();
+    // Let go of the caller first: close() may be awaited from inside a handler,
+    // and that handler is part of what is being drained.
+    await Promise.resolve();
+    const drained = await this.#waitFor(() => this.#budget.messages === 0, timeoutMs);
+    if (!drained) {
+      this.#closeController.abort(new BackpressureError('ERR_DRAIN_TIMEOUT', `In-flight work did not finish within ${timeoutMs} ms of close().`));
+      this.#circuit.wakeAll();
+    }
+    for (const timer of this.#timers) clearInterval(timer);
+    if (wasStarted) {
+      await this.#commit();
+      try {
+        await this.#consumer.disconnect();
+      } catch (error) {
+        this.#error(toError(error), 'close');
+      }
+    }
+    for (const off of this.#unsubscribe) off();
+    this.#circuit.shutdown();
+    this.#setState('closed');
+  }
+
+  // ---------------------------------------------------------------- admission
+
+  async #eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, isRunning, isStale } = payload;
+    const state = this.#stateOf(batch.topic, batch.partition);
+    state.highWatermark = Number(batch.highWatermark);
+    const tp = { topic: batch.topic, partition: batch.partition };
+    const mode = this.#options.ordering;
+    let complete = true;
+
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      if (state.tracker.seen(offset)) {
+        // Fetched again after a rejoin while we still hold it: already running or done.
+        resolveOffset(message.offset);
+        continue;
+      }
+      if (this.#stopAdmitting(tp, isRunning, isStale)) {
+        complete = false;
+        break;
+      }
+      const bytes = sizeOf(message);
+      if (!this.#budget.fits(bytes)) {
+        const ok = await this.#waitHeartbeating(() => !this.#budget.fits(bytes), payload);
+        if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) {
+          complete = false;
+          break;
+        }
+      }
+      state.tracker.admit(offset);
+      this.#budget.add(bytes);
+      // Resolving at admission, not at completion, is what lets the next fetch
+      // of this partition overlap processing: KafkaJS fetches from the last
+      // resolved offset + 1. Commits come from the tracker, never from KafkaJS.
+      resolveOffset(message.offset);
+      if (!this.#queueFull && this.#budget.full()) this.#setQueueFull(true);
+      this.#lanes.push({
+        laneKey: laneKeyOf(mode, batch.topic, batch.partition, message.key),
+        state,
+        raw: message,
+        offset,
+        bytes,
+      });
+    }
+
+    if (complete && batch.messages.length > 0) {
+      // Covers transaction markers after the last message: without it the
+      // commit position would sit on a control record forever.
+      state.tracker.advanceTo(Number(batch.lastOffset()) + 1);
+      resolveOffset(batch.lastOffset());
+    }
+    // While every partition is held for capacity, keep the fetch loop here
+    // rather than idling in KafkaJS: our heartbeats then notice a rebalance
+    // first, and in-flight work can be drained and committed before rejoining.
+    if (this.#queueFull) await this.#waitHeartbeating(() => this.#queueFull, payload);
+  }
+
+  #stopAdmitting(tp: TopicPartition, isRunning: () => boolean, isStale: () => boolean): boolean {
+    if (this.#state === 'closing' || this.#state === 'closed' || this.#rebalancing) return true;
+    if (!isRunning() || isStale()) return true;
+    if (!this.#flow.isPaused(tp.topic, tp.partition)) return false;
+    // Capacity is waited for in place; any other reason stops this batch here.
+    return this.#flow.reasonsFor(tp).some((reason) => reason !== 'queue-full');
+  }
+
+  /**
+   * Waits while `blocked()` holds, heartbeating so the group does not evict
+   * us. When the heartbeat reports a rebalance, drains and commits before
+   * letting KafkaJS rejoin. Returns false when admission should stop.
+   */
+  async #waitHeartbeating(blocked: () => boolean, payload: EachBatchPayload): Promise<boolean> {
+    while (blocked()) {
+      if (!payload.isRunning() || payload.isStale() || this.#state === 'closing' || this.#state === 'closed') {
+        return false;
+      }
+      await this.#budgetChangeOrTimeout(HEARTBEAT_POLL_MS);
+      try {
+        await payload.heartbeat();
+      } catch (error) {
+        if (isRebalance(error)) await this.#drainForRebalance(payload);
+        throw error;
+      }
+    }
+    return true;
+  }
+
+  async #drainForRebalance(payload: EachBatchPayload): Promise<void> {
+    this.#rebalancing = true;
+    /** @event group.rebalance phase `draining` */
+    this.emit('group.rebalance', { phase: 'draining', assigned: [], revoked: [], dropped: 0 });
+    const deadline = this.#options.clock.now() + this.#options.rebalanceDrainTimeoutMs;
+    while (this.#budget.messages > 0 && this.#options.clock.now() < deadline) {
+      await this.#budgetChangeOrTimeout(Math.min(HEARTBEAT_POLL_MS, Math.max(1, deadline - this.#options.clock.now())));
+      // The coordinator keeps our session alive on these even while it
+      // answers REBALANCE_IN_PROGRESS; without them a long drain could cost
+      // the membership the drain is meant to protect.
+      await payload.heartbeat().catch(() => undefined);
+    }
+    await this.#commit();
+    this.#rebalancing = false;
+  }
+
+  #onAssigned(memberAssignment: Record<string, number[]>): void {
+    const assigned: TopicPartition[] = [];
+    const keys = new Set<string>();
+    for (const [topic, partitions] of Object.entries(memberAssignment)) {
+      for (const partition of partitions) {
+        assigned.push({ topic, partition });
+        keys.add(tpKey(topic, partition));
+      }
+    }
+    const revoked: TopicPartition[] = [];
+    let dropped = 0;
+    for (const [key, state] of this.#partitions) {
+      if (keys.has(key)) continue;
+      // Work of a partition we no longer own is skipped as it comes up and
+      // never committed: its new owner starts from the last commit (kafkajs#1046).
+      state.revoked = true;
+      dropped += state.tracker.pendingCount;
+      this.#partitions.delete(key);
+      revoked.push({ topic: state.topic, partition: state.partition });
+    }
+    for (const tp of assigned) this.#stateOf(tp.topic, tp.partition);
+    this.#flow.assign(assigned);
+    this.#budget.wakeAll();
+    /** @event group.rebalance phase `assigned` */
+    this.emit('group.rebalance', { phase: 'assigned', assigned, revoked, dropped });
+  }
+
+  #stateOf(topic: string, partition: number): PartitionState {
+    const key = tpKey(topic, partition);
+    let state = this.#partitions.get(key);
+    if (state === undefined) {
+      state = { topic, partition, tracker: new OffsetTracker(), revoked: false, highWatermark: undefined, holding: 0 };
+      this.#partitions.set(key, state);
+    }
+    return state;
+  }
+
+  // ---------------------------------------------------------------- processing
+
+  /** Runs one message to completion. Never rejects. */
+  async #process(work: Work<T>): Promise<void> {
+    let done = false;
+    try {
+      done = await this.#handle(work);
+    } catch (error) {
+      this.#error(toError(error), 'handler');
+    } finally {
+      this.#finish(work, done);
+    }
+  }
+
+  /** True when the message is done (handled or dead-lettered), false when abandoned. */
+  async #handle(work: Work<T>): Promise<boolean> {
+    if (this.#abandoned(work)) return false;
+    const { topic, partition } = work.state;
+    const o = this.#options;
+    const message: InboundMessage<unknown> = {
+      topic,
+      partition,
+      offset: work.raw.offset,
+      key: work.raw.key ?? null,
+      value: work.raw.value ?? null,
+      headers: work.raw.headers ?? {},
+      timestamp: work.raw.timestamp,
+      payload: work.raw.value ?? null,
+    };
+    while (o.deserialize) {
+      try {
+        (message as { payload: unknown }).payload = await o.deserialize(work.raw, { topic, partition });
+        break;
+      } catch (thrown) {
+        const error = toError(thrown);
+        if (o.deadLetter) return this.#deadLetter(work, message, error, 'deserialization', 0);
+        await this.#holdAndRetry(work, error, 0);
+        if (this.#abandoned(work)) return false;
+      }
+    }
+
+    let attempt = 0;
+    for (;;) {
+      if (this.#abandoned(work)) return false;
+      attempt += 1;
+      let error: Error;
+      try {
+        await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt));
+        return true;
+      } catch (thrown) {
+        error = toError(thrown);
+      }
+      if (isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN') {
+        // Refused without running: not an attempt. Wait for the breaker to move.
+        attempt -= 1;
+        await this.#circuit.changed();
+        continue;
+      }
+      if (this.#circuit.state !== 'closed') {
+        // The downstream is down (this failure may be the one that opened the
+        // circuit): not the message's fault, so it costs no attempt.
+        attempt -= 1;
+        if (this.#circuit.state === 'open') await this.#circuit.changed();
+        continue;
+      }
+      const retriable = this.#isRetriable(error);
+      if (!retriable || attempt >= o.retry.maxAttempts) {
+        if (o.deadLetter) {
+          return this.#deadLetter(work, message, error, retriable ? 'attempts-exhausted' : 'non-retriable', attempt);
+        }
+        // No dead-letter topic: losing the message is not an option, so the
+        // partition holds here and the message is retried at the longest delay.
+        await this.#holdAndRetry(work, error, attempt);
+        continue;
+      }
+      const delayMs = backoffDelay(attempt, o.retry);
+      /** @event message.retry */
+      this.emit('message.retry', { topic, partition, offset: work.raw.offset, attempt, delayMs, error });
+      await this.#sleep(delayMs);
+    }
+  }
+
+  async #attempt(message: InboundMessage<T>, attempt: number): Promise<void> {
+    const timeoutMs = this.#options.handlerTimeoutMs;
+    const controller = new AbortController();
+    const onClose = () => controller.abort(this.#closeController.signal.reason);
+    this.#closeController.signal.addEventListener('abort', onClose, { once: true });
+    const started = this.#options.clock.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.#circuit.run(() => {
+        const timedOut = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const error = new HandlerTimeoutError(timeoutMs);
+            controller.abort(error);
+            reject(error);
+          }, timeoutMs);
+          timer.unref();
+        });
+        const aborted = new Promise<never>((_, reject) => {
+          controller.signal.addEventListener('abort', () => reject(toError(controller.signal.reason)), { once: true });
+        });
+        // A handler that throws synchronously is treated like one that rejects.
+        const handled = Promise.resolve().then(() => this.#options.handler(message, { attempt, signal: controller.signal }));
+        return Promise.race([handled, timedOut, aborted]).then(() => undefined);
+      });
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.#closeController.signal.removeEventListener('abort', onClose);
+      this.#latency.record(this.#options.clock.now() - started);
+    }
+  }
+
+  async #holdAndRetry(work: Work<T>, error: Error, attempts: number): Promise<void> {
+    const tp = { topic: work.state.topic, partition: work.state.partition };
+    const retryInMs = this.#options.retry.maxDelayMs;
+    this.#hold(work.state, 'message-failed', +1);
+    /** @event message.failed */
+    this.emit('message.failed', { ...tp, offset: work.raw.offset, attempts, error, retryInMs });
+    try {
+      await this.#sleep(retryInMs);
+    } finally {
+      this.#hold(work.state, 'message-failed', -1);
+    }
+  }
+
+  /** Counts messages holding a partition for `reason`; the reason lasts while any remains. */
+  #hold(state: PartitionState, reason: PauseReason, delta: 1 | -1): void {
+    state.holding += delta;
+    const tp = { topic: state.topic, partition: state.partition };
+    if (delta === 1 && state.holding === 1) this.#flow.add(reason, tp);
+    if (delta === -1 && state.holding === 0) this.#flow.remove(reason, tp);
+  }
+
+  async #deadLetter(
+    work: Work<T>,
+    message: InboundMessage<unknown>,
+    error: Error,
+    reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization',
+    attempts: number,
+  ): Promise<boolean> {
+    const dlq = this.#options.deadLetter;
+    if (!dlq) throw new Error('unreachable: dead-lettering without a deadLetter option');
+    let topic: string;
+    try {
+      topic = dlq.topic(message);
+    } catch (chooserError) {
+      topic = '';
+      error = new BackpressureError('ERR_DLQ_PUBLISH', `deadLetter.topic chooser failed: ${toError(chooserError).message}`, {
+        cause: chooserError,
+      });
+    }
+    let failures = 0;
+    let holding = false;
+    try {
+      for (;;) {
+        if (this.#abandoned(work)) return false;
+        try {
+          if (topic === '') throw error;
+          await dlq.producer.send({
+            topic,
+            acks: -1,
+            messages: [
+              deadLetterMessage(message, {
+                groupId: this.#groupId,
+                reason,
+                error,
+                attempts,
+                failedAt: new Date(),
+                includeStack: dlq.includeStack,
+                maxStackLength: dlq.maxStackLength,
+              }),
+            ],
+          });
+          /** @event dlq.routed */
+          this.emit('dlq.routed', {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            dlqTopic: topic,
+            reason,
+            attempts,
+            error,
+          });
+          return true;
+        } catch (sendError) {
+          failures += 1;
+          if (!holding) {
+            holding = true;
+            this.#hold(work.state, 'dlq-unavailable', +1);
+          }
+          const retryInMs = backoffDelay(failures, {
+            initialDelayMs: dlq.retryInitialDelayMs,
+            maxDelayMs: dlq.retryMaxDelayMs,
+            multiplier: 2,
+            jitter: 0.2,
+          });
+          const wrapped = isBackpressureError(sendError) && sendError.code === 'ERR_DLQ_PUBLISH' ? sendError : new DlqPublishError(topic, sendError);
+          /** @event dlq.failed */
+          this.emit('dlq.failed', {
+            topic: message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            dlqTopic: topic,
+            error: wrapped,
+            failures,
+            retryInMs,
+          });
+          await this.#sleep(retryInMs);
+          if (topic === '') {
+            try {
+              topic = dlq.topic(message);
+            } catch {
+              topic = '';
+            }
+          }
+        }
+      }
+    } finally {
+      if (holding) this.#hold(work.state, 'dlq-unavailable', -1);
+    }
+  }
+
+  #abandoned(work: Work<T>): boolean {
+    return work.state.revoked || this.#closeController.signal.aborted;
+  }
+
+  #finish(work: Work<T>, done: boolean): void {
+    if (done && !work.state.revoked) work.state.tracker.complete(work.offset);
+    this.#budget.release(work.bytes);
+    this.#lanes.done(work);
+    if (this.#queueFull && this.#budget.low()) this.#setQueueFull(false);
+    if (this.#budget.messages === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  #isRetriable(error: Error): boolean {
+    if (isBackpressureError(error) && error.code === 'ERR_HANDLER_FAILED' && !error.retriable) return false;
+    if ((error as { retriable?: unknown }).retriable === false) return false;
+    const predicate = this.#options.retry.isRetriable;
+    return predicate ? predicate(error) : true;
+  }
+
+  // ---------------------------------------------------------------- triggers
+
+  #setQueueFull(full: boolean): void {
+    this.#queueFull = full;
+    const event = {
+      messages: this.#budget.messages,
+      bytes: this.#budget.bytes,
+      maxMessages: this.#budget.maxMessages,
+      maxBytes: this.#budget.maxBytes,
+    };
+    if (full) {
+      this.#flow.add('queue-full');
+      /** @event queue.full */
+      this.emit('queue.full', event);
+    } else {
+      this.#flow.remove('queue-full');
+      /** @event queue.drained */
+      this.emit('queue.drained', event);
+    }
+  }
+
+  #checkLatency(): void {
+    const settings = this.#options.latency;
+    if (!settings) return;
+    const latencyMs = this.#latency.percentile(settings.percentile);
+    if (!this.#latencyHigh && latencyMs !== undefined && latencyMs > settings.pauseAboveMs) {
+      this.#latencyHigh = true;
+      this.#flow.add('latency');
+      /** @event latency.high */
+      this.emit('latency.high', { percentile: settings.percentile, latencyMs, thresholdMs: settings.pauseAboveMs });
+    } else if (this.#latencyHigh && (latencyMs === undefined || latencyMs < settings.resumeBelowMs)) {
+      // An empty window also clears: while paused nothing new is measured,
+      // and old samples must not hold the pause forever.
+      this.#latencyHigh = false;
+      this.#flow.remove('latency');
+      /** @event latency.normal */
+      this.emit('latency.normal', { percentile: settings.percentile, latencyMs, thresholdMs: settings.resumeBelowMs });
+    }
+  }
+
+  #adaptConcurrency(): void {
+    if (!this.#aimd || this.#circuit.state !== 'closed') return;
+    const decision = this.#aimd.update(this.#latency.percentile(this.#options.latencyPercentile), this.#limit.activeCount + this.#limit.pendingCount);
+    if (decision.changed) this.#setConcurrency(decision.limit, decision.reason);
+  }
+
+  #setConcurrency(to: number, reason: 'latency-high' | 'healthy' | 'circuit-half-open' | 'circuit-closed'): void {
+    const from = this.#limit.concurrency;
+    if (from === to) return;
+    this.#limit.concurrency = to;
+    /** @event concurrency.changed */
+    this.emit('concurrency.changed', { from, to, reason });
+  }
+
+  #onCircuit(state: CircuitState): void {
+    switch (state) {
+      case 'open':
+        this.#flow.add('circuit');
+        /** @event circuit.open */
+        this.emit('circuit.open', { state });
+        break;
+      case 'half-open':
+        // Fetching resumes so there is something to probe with; opossum lets
+        // one call through and refuses the rest until it settles.
+        this.#setConcurrency(1, 'circuit-half-open');
+        this.#flow.remove('circuit');
+        /** @event circuit.half-open */
+        this.emit('circuit.half-open', { state });
+        break;
+      case 'closed':
+        this.#setConcurrency(this.#aimd?.limit ?? this.#options.concurrency, 'circuit-closed');
+        this.#flow.remove('circuit');
+        /** @event circuit.closed */
+        this.emit('circuit.closed', { state });
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- commits
+
+  #commit(): Promise<void> {
+    // One commit at a time, in order: a slow commit must not be overtaken by
+    // an older position.
+    this.#commitChain = this.#commitChain.then(() => this.#commitNow());
+    return this.#commitChain;
+  }
+
+  async #commitNow(): Promise<void> {
+    if (this.#state === 'idle' || this.#state === 'closed') return;
+    const offsets: { topic: string; partition: number; offset: string }[] = [];
+    const states: [PartitionState, number][] = [];
+    for (const state of this.#partitions.values()) {
+      if (state.revoked) continue;
+      const position = state.tracker.uncommitted();
+      if (position === undefined) continue;
+      offsets.push({ topic: state.topic, partition: state.partition, offset: String(position) });
+      states.push([state, position]);
+    }
+    if (offsets.length === 0) return;
+    try {
+      await this.#consumer.commitOffsets(offsets);
+      for (const [state, position] of states) state.tracker.markCommitted(position);
+      /** @event offsets.committed */
+      this.emit('offsets.committed', { offsets });
+    } catch (error) {
+      this.#error(new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, { cause: error, retriable: true }), 'commit');
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #setState(state: ConsumerState): void {
+    this.#state = state;
+    if (state === 'idle') return;
+    /** @event consumer.state */
+    this.emit('consumer.state', { state });
+  }
+
+  #error(error: Error, during: ErrorEvent['during']): void {
+    this.#options.logger.error({ err: error, during }, 'kafkajs-backpressure: error');
+    /** @event consumer.error */
+    this.emit('consumer.error', { error, during });
+  }
+
+  #every(ms: number, tick: () => void): void {
+    const timer = setInterval(tick, ms);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  /** Sleeps, cut short when the consumer abandons work on close. */
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#closeController.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #budgetChangeOrTimeout(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      void this.#budget.changed().then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async #waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = this.#options.clock.now() + timeoutMs;
+    while (!condition()) {
+      const left = deadline - this.#options.clock.now();
+      if (left <= 0) return false;
+      await this.#budgetChangeOrTimeout(Math.min(left, 250));
+    }
+    return true;
+  }
+}
+
+function isRebalance(error: unknown): boolean {
+  const type = (error as { type?: unknown } | null)?.type;
+  return type === 'REBALANCE_IN_PROGRESS' || type === 'NOT_COORDINATOR_FOR_GROUP' || type === 'ILLEGAL_GENERATION';
+}
+
+/** Key + value + header keys and values, in bytes. */
+export function sizeOf(message: KafkaMessage): number {
+  let bytes = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  const headers = message.headers;
+  if (headers) {
+    for (const name in headers) {
+      bytes += name.length;
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) bytes += typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+      else bytes += typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+    }
+  }
+  return bytes;
+}

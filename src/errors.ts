@@ -1,0 +1,151 @@
+/**
+ * Every error this library throws or emits is a {@link BackpressureError} with a
+ * `code` from one closed list, so callers can `switch (err.code)` instead of
+ * matching messages.
+ */
+export const ERROR_CODES = [
+  /** An option failed validation at construction. Never retriable. */
+  'ERR_CONFIG',
+  /** The handler did not settle within `handlerTimeoutMs`. */
+  'ERR_HANDLER_TIMEOUT',
+  /** The handler (or the deserializer) failed; `cause` holds what it threw. */
+  'ERR_HANDLER_FAILED',
+  /** A call was refused because the circuit breaker is open. */
+  'ERR_CIRCUIT_OPEN',
+  /** Writing a message to the dead-letter topic failed. */
+  'ERR_DLQ_PUBLISH',
+  /** A producer `send` waited longer than `maxBlockMs` for buffer space. */
+  'ERR_PRODUCER_BUFFER_FULL',
+  /** A producer `send` was refused because the producer is stopped by a critical lag signal. */
+  'ERR_PRODUCER_STOPPED',
+  /** The producer or consumer was closed before the work could finish. */
+  'ERR_CLOSED',
+  /** `close()` gave up waiting for in-flight work. */
+  'ERR_DRAIN_TIMEOUT',
+  /** A call was made in a lifecycle state that does not allow it. */
+  'ERR_STATE',
+  /** Committing offsets to the group coordinator failed. */
+  'ERR_COMMIT',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface BackpressureErrorOptions {
+  readonly cause?: unknown;
+  readonly retriable?: boolean;
+}
+
+/** Base class of every error the library creates. */
+export class BackpressureError extends Error {
+  readonly code: ErrorCode;
+  /** True when repeating the same operation later may succeed. */
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: BackpressureErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BackpressureError';
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/**
+ * An option was invalid. `option` is the dotted path of the option
+ * (`retry.maxAttempts`), `expected` says what would have been accepted and
+ * `received` is the value that was passed.
+ */
+export class ConfigError extends BackpressureError {
+  readonly option: string;
+  readonly expected: string;
+  readonly received: unknown;
+
+  constructor(option: string, expected: string, received: unknown) {
+    super('ERR_CONFIG', `Invalid option \`${option}\`: expected ${expected}, received ${describe(received)}.`);
+    this.name = 'ConfigError';
+    this.option = option;
+    this.expected = expected;
+    this.received = received;
+  }
+}
+
+/** The handler did not settle in time. Retriable: the next attempt may be faster. */
+export class HandlerTimeoutError extends BackpressureError {
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number) {
+    super('ERR_HANDLER_TIMEOUT', `Handler did not settle within ${timeoutMs} ms.`, { retriable: true });
+    this.name = 'HandlerTimeoutError';
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * Throw this (or wrap an error in it) from a handler to send the message
+ * straight to the dead-letter topic without further attempts.
+ */
+export class NonRetriableError extends BackpressureError {
+  constructor(message: string, options: { readonly cause?: unknown } = {}) {
+    super('ERR_HANDLER_FAILED', message, { ...options, retriable: false });
+    this.name = 'NonRetriableError';
+  }
+}
+
+/** The circuit breaker is open: the downstream is considered down. */
+export class CircuitOpenError extends BackpressureError {
+  constructor(options: BackpressureErrorOptions = {}) {
+    super('ERR_CIRCUIT_OPEN', 'Circuit breaker is open; the call was not attempted.', {
+      ...options,
+      retriable: true,
+    });
+    this.name = 'CircuitOpenError';
+  }
+}
+
+/** Writing to the dead-letter topic failed; the message's offset stays uncommitted. */
+export class DlqPublishError extends BackpressureError {
+  readonly dlqTopic: string;
+
+  constructor(dlqTopic: string, cause: unknown) {
+    super('ERR_DLQ_PUBLISH', `Could not write to dead-letter topic "${dlqTopic}": ${messageOf(cause)}`, {
+      cause,
+      retriable: true,
+    });
+    this.name = 'DlqPublishError';
+    this.dlqTopic = dlqTopic;
+  }
+}
+
+/** True for any error created by this library; narrows to {@link BackpressureError}. */
+export function isBackpressureError(value: unknown): value is BackpressureError {
+  return value instanceof BackpressureError;
+}
+
+/** Turns anything a handler may throw (strings, `undefined`, objects) into an `Error`. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  const error = new Error(`Non-error value thrown: ${describe(value)}`);
+  error.name = 'NonErrorThrown';
+  return error;
+}
+
+export function messageOf(value: unknown): string {
+  return value instanceof Error ? value.message : describe(value);
+}
+
+/** A short, safe rendering of any value for error messages: `5 (number)`, `"x" (string)`. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `a function${value.name ? ` (${value.name})` : ''}`;
+  if (typeof value === 'string') return `${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} (string)`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return `${String(value)} (${typeof value})`;
+  }
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  try {
+    const json = JSON.stringify(value);
+    return `${json !== undefined && json.length > 80 ? `${json.slice(0, 80)}…` : json} (object)`;
+  } catch {
+    return 'an object';
+  }
+}

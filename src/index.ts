@@ -1,0 +1,35 @@
+export { BackpressureConsumer, sizeOf } from './consumer.js';
+export type { ConsumerState, PartitionSnapshot, CloseOptions } from './consumer.js';
+export type {
+  BackpressureConsumerOptions,
+  InboundMessage,
+  HandlerContext,
+  MessageHandler,
+  Deserializer,
+  RecordSender,
+  RetryOptions,
+  DeadLetterOptions,
+  CircuitBreakerOptions,
+  LatencyOptions,
+  AdaptiveConcurrencyOptions,
+  OrderingMode,
+} from './options.js';
+export type * from './events.js';
+export type { PauseReason } from './flow-controller.js';
+export type { TopicPartition } from './topic-partition.js';
+export type { CircuitState } from './circuit.js';
+export type { Logger } from './logger.js';
+export type { Clock } from './clock.js';
+export type { LagStatus } from './lag-status.js';
+export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './dlq.js';
+export {
+  ERROR_CODES,
+  BackpressureError,
+  ConfigError,
+  HandlerTimeoutError,
+  NonRetriableError,
+  CircuitOpenError,
+  DlqPublishError,
+  isBackpressureError,
+} from './errors.js';
+export type { ErrorCode } from './errors.js';

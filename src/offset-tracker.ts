@@ -1,0 +1,108 @@
+/**
+ * Tracks, for one partition, which admitted offsets are done, and derives the
+ * offset that is safe to commit: the lowest admitted offset not yet done, or
+ * the next expected offset when everything admitted is done.
+ *
+ * KafkaJS's own `resolveOffset` keeps a single pointer per partition and so
+ * cannot express out-of-order completion (kafkajs#1125); this is the part that
+ * can. Offsets are not assumed contiguous: compacted topics and transaction
+ * markers leave gaps, so the tracker only reasons about the offsets it was
+ * given plus the fetch position the batch reported.
+ *
+ * Offsets are JavaScript numbers. Kafka offsets are int64, but a partition
+ * would need 2^53 records (about 9e15) before precision is lost.
+ */
+export class OffsetTracker {
+  /** Admitted offsets not yet committed past, in admission (ascending) order. */
+  #pending: number[] = [];
+  #head = 0;
+  readonly #done = new Set<number>();
+  /** The next offset this partition is expected to deliver; `undefined` until the first admit. */
+  #next: number | undefined;
+  #committed: number | undefined;
+
+  /** Offsets admitted and not done yet. */
+  get pendingCount(): number {
+    return this.#pending.length - this.#head - this.#done.size;
+  }
+
+  get nextOffset(): number | undefined {
+    return this.#next;
+  }
+
+  get committedOffset(): number | undefined {
+    return this.#committed;
+  }
+
+  /**
+   * True when the offset was already admitted here: KafkaJS fetches from the
+   * committed offset again after a rejoin, and a retained partition must not
+   * run what it is already running.
+   */
+  seen(offset: number): boolean {
+    return this.#next !== undefined && offset < this.#next;
+  }
+
+  /** Records an offset as in flight. Offsets must arrive in ascending order. */
+  admit(offset: number): void {
+    if (this.#next !== undefined && offset < this.#next) {
+      throw new RangeError(`offset ${offset} admitted after ${this.#next - 1}`);
+    }
+    this.#pending.push(offset);
+    this.#next = offset + 1;
+  }
+
+  /**
+   * Moves the expected position forward without a message: the end of a batch
+   * whose last records were control records or aborted transactions.
+   */
+  advanceTo(nextOffset: number): void {
+    if (this.#next === undefined || nextOffset > this.#next) this.#next = nextOffset;
+  }
+
+  /** Marks an admitted offset done. Returns false for an offset this tracker does not hold. */
+  complete(offset: number): boolean {
+    const index = this.#indexOf(offset);
+    if (index < 0 || this.#done.has(offset)) return false;
+    this.#done.add(offset);
+    // Pop the done prefix so memory follows the in-flight window, not history.
+    while (this.#head < this.#pending.length && this.#done.delete(this.#pending[this.#head]!)) {
+      this.#head += 1;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#head);
+      this.#head = 0;
+    }
+    return true;
+  }
+
+  /** The offset a commit should carry now, or `undefined` when nothing has been admitted. */
+  commitPosition(): number | undefined {
+    if (this.#head < this.#pending.length) return this.#pending[this.#head];
+    return this.#next;
+  }
+
+  /** A commit position that differs from the last one committed, if any. */
+  uncommitted(): number | undefined {
+    const position = this.commitPosition();
+    if (position === undefined || position === this.#committed) return undefined;
+    return position;
+  }
+
+  markCommitted(offset: number): void {
+    if (this.#committed === undefined || offset > this.#committed) this.#committed = offset;
+  }
+
+  #indexOf(offset: number): number {
+    let low = this.#head;
+    let high = this.#pending.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const value = this.#pending[mid]!;
+      if (value === offset) return mid;
+      if (value < offset) low = mid + 1;
+      else high = mid - 1;
+    }
+    return -1;
+  }
+}

@@ -1,0 +1,134 @@
+import { ConfigError } from './errors.js';
+
+/**
+ * Small checkers used by every `resolve...Options()` function. Each returns
+ * the value when it is acceptable (or the default when it is `undefined`)
+ * and throws a {@link ConfigError} naming the option otherwise.
+ */
+
+export function integer(
+  option: string,
+  value: unknown,
+  fallback: number,
+  { min = 0, max = Number.MAX_SAFE_INTEGER }: { min?: number; max?: number } = {},
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(option, rangeText('an integer', min, max), value);
+  }
+  return value;
+}
+
+export function number(
+  option: string,
+  value: unknown,
+  fallback: number,
+  {
+    min = 0,
+    max = Number.MAX_VALUE,
+    exclusiveMin = false,
+  }: { min?: number; max?: number; exclusiveMin?: boolean } = {},
+): number {
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    (exclusiveMin ? value <= min : value < min) ||
+    value > max
+  ) {
+    const low = exclusiveMin ? `greater than ${min}` : `at least ${min}`;
+    throw new ConfigError(
+      option,
+      `a finite number ${low}${max < Number.MAX_VALUE ? ` and at most ${max}` : ''}`,
+      value,
+    );
+  }
+  return value;
+}
+
+/** A duration in milliseconds; `Infinity` is accepted where `allowInfinity` says so. */
+export function duration(
+  option: string,
+  value: unknown,
+  fallback: number,
+  { min = 1, allowInfinity = false }: { min?: number; allowInfinity?: boolean } = {},
+): number {
+  if (value === undefined) return fallback;
+  if (allowInfinity && value === Number.POSITIVE_INFINITY) return value;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new ConfigError(
+      option,
+      `an integer number of milliseconds, at least ${min}${allowInfinity ? ', or Infinity' : ''}`,
+      value,
+    );
+  }
+  return value;
+}
+
+export function boolean(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ConfigError(option, 'a boolean', value);
+  return value;
+}
+
+export function oneOf<T extends string>(
+  option: string,
+  value: unknown,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(option, `one of ${allowed.map((a) => `"${a}"`).join(', ')}`, value);
+  }
+  return value as T;
+}
+
+export function nonEmptyString(option: string, value: unknown, fallback?: string): string {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new ConfigError(option, 'a non-empty string', value);
+  }
+  return value;
+}
+
+export function optionalFunction<F>(option: string, value: unknown): F | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new ConfigError(option, 'a function', value);
+  return value as F;
+}
+
+export function requiredFunction<F>(option: string, value: unknown): F {
+  if (typeof value !== 'function') throw new ConfigError(option, 'a function', value);
+  return value as F;
+}
+
+export function plainObject(option: string, value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(option, 'an object', value);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Rejects keys the option type does not know: a typo must not be silently ignored. */
+export function knownKeys(option: string, value: Record<string, unknown>, keys: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) {
+      const path = option === '' ? key : `${option}.${key}`;
+      throw new ConfigError(path, `no such option (known: ${keys.join(', ')})`, value[key]);
+    }
+  }
+}
+
+/** Cross-field rule: `low` must be strictly below `high`. */
+export function below(lowOption: string, low: number, highOption: string, high: number): void {
+  if (!(low < high)) {
+    throw new ConfigError(lowOption, `a value below \`${highOption}\` (${high})`, low);
+  }
+}
+
+function rangeText(kind: string, min: number, max: number): string {
+  if (max === Number.MAX_SAFE_INTEGER) return `${kind} >= ${min}`;
+  return `${kind} between ${min} and ${max}`;
+}

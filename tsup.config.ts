@@ -1,0 +1,16 @@
+import { defineConfig } from 'tsup';
+
+// p-limit is ESM-only. Bundling it (noExternal) lets the CommonJS build
+// `require()` this package on Node 20 without ERR_REQUIRE_ESM; the other
+// runtime dependencies ship CommonJS and stay external.
+export default defineConfig({
+  entry: ['src/index.ts'],
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  splitting: false,
+  treeshake: true,
+  noExternal: ['p-limit', 'yocto-queue'],
+});
