@@ -1,0 +1,340 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Consumer, IHeaders, Producer, ProducerRecord, RecordMetadata } from 'kafkajs';
+import {
+  BackpressureConsumer,
+  DLQ_HEADERS,
+  NonRetriableError,
+  type BackpressureConsumerOptions,
+  type RecordSender,
+} from '../../src/index.js';
+import {
+  committedOffsets,
+  createTopic,
+  disconnectAll,
+  endOffsets,
+  newKafka,
+  produceMessages,
+  uniqueName,
+  waitFor,
+} from '../helpers/kafka.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const open: { close(): Promise<void> }[] = [];
+let producer: Producer | undefined;
+
+async function dlqProducer(): Promise<Producer> {
+  if (!producer) {
+    producer = newKafka('bp-dlq').producer();
+    await producer.connect();
+    open.push({ close: () => producer!.disconnect() });
+  }
+  return producer;
+}
+
+afterAll(async () => {
+  for (const item of open.reverse()) await item.close().catch(() => undefined);
+  await disconnectAll();
+});
+
+function kafkaConsumer(groupId: string): Consumer {
+  return newKafka(`bp-${groupId}`).consumer({
+    groupId,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 500,
+    maxWaitTimeInMs: 200,
+  });
+}
+
+function start<T>(groupId: string, options: BackpressureConsumerOptions<T>) {
+  const consumer = new BackpressureConsumer(kafkaConsumer(groupId), options);
+  open.unshift({ close: () => consumer.close({ drainTimeoutMs: 1000 }) });
+  return consumer;
+}
+
+/** Reads every message of a topic from the beginning. */
+async function readAll(topic: string, expected: number) {
+  const out: { key: string | null; value: string | null; headers: IHeaders; partition: number }[] = [];
+  const reader = newKafka('bp-reader').consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200 });
+  await reader.connect();
+  await reader.subscribe({ topics: [topic], fromBeginning: true });
+  await reader.run({
+    eachMessage: async ({ message, partition }) => {
+      out.push({
+        key: message.key?.toString() ?? null,
+        value: message.value?.toString() ?? null,
+        headers: message.headers ?? {},
+        partition,
+      });
+    },
+  });
+  try {
+    await waitFor(() => out.length >= expected, { timeoutMs: 30_000, message: `expected ${expected} messages in ${topic}, got ${out.length}` });
+    await sleep(300);
+  } finally {
+    await reader.disconnect();
+  }
+  return out;
+}
+
+async function expectCommittedAtEnd(groupId: string, topic: string): Promise<void> {
+  const ends = await endOffsets(topic);
+  await waitFor(
+    async () => {
+      const committed = await committedOffsets(groupId, topic);
+      return [...ends].every(([partition, end]) => committed.get(partition) === end);
+    },
+    { timeoutMs: 30_000, message: `group ${groupId} did not commit to the end of ${topic}` },
+  );
+}
+
+const header = (headers: IHeaders, name: string) => headers[name]?.toString();
+
+describe('failure handling against a real broker', () => {
+  it('dead-letters the 1% poison messages with every header, handles the rest and commits to the end', async () => {
+    const topic = uniqueName('poison');
+    const groupId = uniqueName('g-poison');
+    await createTopic(topic, 3);
+    await createTopic(`${topic}.dlq`, 1);
+    const produced = Array.from({ length: 1000 }, (_, i) => ({
+      key: `k${i % 37}`,
+      value: i % 100 === 7 ? `poison-${i}` : `ok-${i}`,
+      headers: { 'trace-id': `t-${i}` },
+    }));
+    await produceMessages(topic, produced);
+
+    const handled = new Set<string>();
+    const routed: string[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 16,
+      commitIntervalMs: 200,
+      deadLetter: { producer: await dlqProducer(), includeStack: true, maxStackLength: 300 },
+      handler: (message) => {
+        const value = message.value!.toString();
+        if (value.startsWith('poison')) throw new NonRetriableError(`cannot parse ${value}`);
+        handled.add(value);
+      },
+    });
+    consumer.on('dlq.routed', (e) => routed.push(e.offset));
+    await consumer.start();
+    await waitFor(() => handled.size === 990 && routed.length === 10, { timeoutMs: 60_000, message: 'not all handled or routed' });
+    await expectCommittedAtEnd(groupId, topic);
+
+    const letters = await readAll(`${topic}.dlq`, 10);
+    expect(letters).toHaveLength(10);
+    const byValue = new Map(produced.map((m, i) => [m.value, i]));
+    for (const letter of letters) {
+      expect(letter.value).toMatch(/^poison-/);
+      const i = byValue.get(letter.value!)!;
+      expect(letter.key).toBe(produced[i]!.key);
+      expect(header(letter.headers, 'trace-id')).toBe(`t-${i}`);
+      expect(header(letter.headers, DLQ_HEADERS.originalTopic)).toBe(topic);
+      const partition = Number(header(letter.headers, DLQ_HEADERS.originalPartition));
+      expect(partition).toBeGreaterThanOrEqual(0);
+      expect(partition).toBeLessThan(3);
+      expect(Number(header(letter.headers, DLQ_HEADERS.originalOffset))).toBeGreaterThanOrEqual(0);
+      expect(Number(header(letter.headers, DLQ_HEADERS.originalTimestamp))).toBeGreaterThan(Date.now() - 600_000);
+      expect(header(letter.headers, DLQ_HEADERS.consumerGroup)).toBe(groupId);
+      expect(header(letter.headers, DLQ_HEADERS.reason)).toBe('non-retriable');
+      expect(header(letter.headers, DLQ_HEADERS.errorName)).toBe('NonRetriableError');
+      expect(header(letter.headers, DLQ_HEADERS.errorMessage)).toBe(`cannot parse ${letter.value}`);
+      expect(header(letter.headers, DLQ_HEADERS.errorStack)!.length).toBeLessThanOrEqual(300);
+      expect(header(letter.headers, DLQ_HEADERS.attempts)).toBe('1');
+      expect(Date.parse(header(letter.headers, DLQ_HEADERS.failedAt)!)).toBeGreaterThan(Date.now() - 600_000);
+    }
+    await consumer.close();
+  });
+
+  it('retries a transient failure with growing backoff and never dead-letters it', async () => {
+    const topic = uniqueName('transient');
+    const groupId = uniqueName('g-transient');
+    await createTopic(topic, 1);
+    await produceMessages(topic, [{ key: 'a', value: 'flaky' }, { key: 'b', value: 'fine' }]);
+
+    let calls = 0;
+    const retries: { attempt: number; delayMs: number }[] = [];
+    const routed: string[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      commitIntervalMs: 200,
+      retry: { maxAttempts: 5, initialDelayMs: 100, multiplier: 3, jitter: 0 },
+      deadLetter: { producer: await dlqProducer() },
+      handler: (message) => {
+        if (message.value!.toString() === 'flaky' && ++calls <= 2) throw new Error(`transient ${calls}`);
+      },
+    });
+    consumer.on('message.retry', (e) => retries.push({ attempt: e.attempt, delayMs: e.delayMs }));
+    consumer.on('dlq.routed', (e) => routed.push(e.offset));
+    await consumer.start();
+    await expectCommittedAtEnd(groupId, topic);
+    expect(calls).toBe(3);
+    expect(retries).toEqual([
+      { attempt: 1, delayMs: 100 },
+      { attempt: 2, delayMs: 300 },
+    ]);
+    expect(routed).toEqual([]);
+    await consumer.close();
+  });
+
+  it('opens the circuit on an outage, pauses every partition, dead-letters nothing, and handles everything after', async () => {
+    const topic = uniqueName('outage');
+    const groupId = uniqueName('g-outage');
+    await createTopic(topic, 3);
+    const produced = Array.from({ length: 600 }, (_, i) => ({ key: `k${i % 20}`, value: `m-${i}` }));
+    await produceMessages(topic, produced);
+
+    let down = false;
+    let downSince = 0;
+    let recoveredAt = 0;
+    const handled = new Set<string>();
+    const states: string[] = [];
+    const pausedFor = new Set<string>();
+    const routed: string[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 8,
+      commitIntervalMs: 200,
+      retry: { maxAttempts: 2, initialDelayMs: 50 },
+      circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 1000, rollingCountTimeoutMs: 2000, rollingCountBuckets: 10 },
+      deadLetter: { producer: await dlqProducer() },
+      handler: async (message) => {
+        await sleep(5);
+        if (down) throw new Error('downstream unavailable');
+        handled.add(message.value!.toString());
+      },
+    });
+    consumer.on('circuit.open', () => states.push('open'));
+    consumer.on('circuit.half-open', () => states.push('half-open'));
+    consumer.on('circuit.closed', () => states.push('closed'));
+    consumer.on('flow.paused', (e) => {
+      if (e.reason === 'circuit') for (const p of e.partitions) pausedFor.add(`${p.topic}:${p.partition}`);
+    });
+    consumer.on('dlq.routed', (e) => routed.push(e.offset));
+    await consumer.start();
+    await waitFor(() => handled.size > 100, { timeoutMs: 30_000, message: 'no progress before the outage' });
+    down = true;
+    downSince = Date.now();
+    await waitFor(() => states.includes('open'), { timeoutMs: 20_000, message: 'circuit never opened' });
+    await sleep(Math.max(0, 4000 - (Date.now() - downSince)));
+    down = false;
+    const upAt = Date.now();
+    await waitFor(() => handled.size === produced.length, { timeoutMs: 60_000, message: 'not everything handled after the outage' });
+    recoveredAt = Date.now();
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+
+    expect(pausedFor.size).toBe(3);
+    expect(states).toContain('half-open');
+    expect(states.at(-1)).toBe('closed');
+    expect(routed).toEqual([]);
+    console.info(`[outage] circuit ${states.join(' -> ')}; all handled ${recoveredAt - upAt} ms after the downstream came back`);
+  });
+
+  it('times out a handler that never settles, retries it, dead-letters it, and the partition moves on', async () => {
+    const topic = uniqueName('timeout');
+    const groupId = uniqueName('g-timeout');
+    await createTopic(topic, 1);
+    await createTopic(`${topic}.dlq`, 1);
+    await produceMessages(topic, [
+      { key: 'a', value: 'before' },
+      { key: 'b', value: 'hang' },
+      { key: 'c', value: 'after' },
+    ]);
+    const handled: string[] = [];
+    let hangs = 0;
+    const aborted: boolean[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      handlerTimeoutMs: 300,
+      commitIntervalMs: 200,
+      retry: { maxAttempts: 2, initialDelayMs: 50 },
+      circuitBreaker: false,
+      deadLetter: { producer: await dlqProducer() },
+      handler: (message, { signal }) => {
+        const value = message.value!.toString();
+        if (value === 'hang') {
+          hangs += 1;
+          signal.addEventListener('abort', () => aborted.push(true));
+          return new Promise<void>(() => undefined);
+        }
+        handled.push(value);
+      },
+    });
+    const reasons: string[] = [];
+    consumer.on('dlq.routed', (e) => reasons.push(`${e.reason}:${e.error.name}:${e.attempts}`));
+    await consumer.start();
+    await expectCommittedAtEnd(groupId, topic);
+    expect(handled).toEqual(['before', 'after']);
+    expect(hangs).toBe(2);
+    expect(aborted).toHaveLength(2);
+    expect(reasons).toEqual(['attempts-exhausted:HandlerTimeoutError:2']);
+    const [letter] = await readAll(`${topic}.dlq`, 1);
+    expect(letter!.value).toBe('hang');
+    await consumer.close();
+  });
+
+  it('holds the partition at a message whose dead letter cannot be written, and moves on once the DLQ recovers', async () => {
+    const topic = uniqueName('dlq-down');
+    const groupId = uniqueName('g-dlq-down');
+    await createTopic(topic, 2);
+    await createTopic(`${topic}.dlq`, 1);
+    const produced = Array.from({ length: 200 }, (_, i) => ({
+      key: null,
+      value: i === 20 ? 'poison' : `ok-${i}`,
+      partition: i % 2,
+    }));
+    await produceMessages(topic, produced);
+    const real = await dlqProducer();
+    let dlqUp = false;
+    // A sender that fails like an unreachable DLQ until told otherwise.
+    const flakyDlq: RecordSender = {
+      send: (record: ProducerRecord): Promise<RecordMetadata[]> =>
+        dlqUp ? real.send(record) : Promise.reject(new Error('DLQ broker unreachable')),
+    };
+    const failures: number[] = [];
+    const handled = new Set<string>();
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'partition',
+      commitIntervalMs: 100,
+      circuitBreaker: false,
+      deadLetter: { producer: flakyDlq, retryInitialDelayMs: 100, retryMaxDelayMs: 400 },
+      handler: (message) => {
+        if (message.value!.toString() === 'poison') throw new NonRetriableError('poison');
+        handled.add(message.value!.toString());
+      },
+    });
+    consumer.on('dlq.failed', (e) => failures.push(e.failures));
+    await consumer.start();
+    // The other partition finishes; the poisoned one holds at offset 10 (message 20 is the 11th of partition 0).
+    await waitFor(() => failures.length >= 5, { timeoutMs: 20_000, message: 'DLQ failures not reported' });
+    const poisonPartition = 0;
+    const poisonOffset = 10;
+    for (let i = 0; i < 10; i += 1) {
+      const committed = await committedOffsets(groupId, topic);
+      expect(committed.get(poisonPartition) ?? -1).toBeLessThanOrEqual(poisonOffset);
+      await sleep(150);
+    }
+    const ends = await endOffsets(topic);
+    await waitFor(async () => (await committedOffsets(groupId, topic)).get(1) === ends.get(1), {
+      timeoutMs: 20_000,
+      message: 'the healthy partition did not keep flowing',
+    });
+    expect(consumer.partitions().find((p) => p.partition === poisonPartition)?.reasons).toContain('dlq-unavailable');
+
+    dlqUp = true;
+    await expectCommittedAtEnd(groupId, topic);
+    const [letter] = await readAll(`${topic}.dlq`, 1);
+    expect(letter!.value).toBe('poison');
+    expect(header(letter!.headers, DLQ_HEADERS.originalOffset)).toBe(String(poisonOffset));
+    expect(handled.size).toBe(199);
+    await consumer.close();
+  });
+});
