@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -99,6 +100,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #latencyHigh = false;
   /** Set while a noticed rebalance drains: admission stops. */
   #rebalancing = false;
+  /** A drain already ran for the rebalance in progress; reset by the next assignment. */
+  #drained = false;
+  /** When any handler attempt last succeeded: tells a poison message from an outage. */
+  #lastSuccessAt = Number.NEGATIVE_INFINITY;
   #commitChain: Promise<void> = Promise.resolve();
   #closePromise: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
@@ -132,6 +137,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       : undefined;
     this.#limit = pLimit(o.concurrency);
     this.#latency = new LatencyWindow(o.clock, o.latencyWindowMs);
+    // One abort listener per running attempt and sleeping retry: many by design.
+    setMaxListeners(0, this.#closeController.signal);
     this.#circuit = new Circuit(
       o.circuitBreaker,
       (state) => this.#onCircuit(state),
@@ -333,6 +340,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       }
       const bytes = sizeOf(message);
       if (!this.#budget.fits(bytes)) {
+        // Blocked on capacity is the high mark, even when the last message
+        // left the counters just short of the limit.
+        if (!this.#queueFull) this.#setQueueFull(true);
         const ok = await this.#waitHeartbeating(() => !this.#budget.fits(bytes), payload);
         if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) {
           complete = false;
@@ -397,6 +407,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   async #drainForRebalance(payload: EachBatchPayload): Promise<void> {
+    // Every batch still queued in KafkaJS's worker hits the same heartbeat
+    // error; one drain per rebalance is enough.
+    if (this.#drained) return;
+    this.#drained = true;
     this.#rebalancing = true;
     /** @event group.rebalance phase `draining` */
     this.emit('group.rebalance', { phase: 'draining', assigned: [], revoked: [], dropped: 0 });
@@ -413,6 +427,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   #onAssigned(memberAssignment: Record<string, number[]>): void {
+    this.#drained = false;
     const assigned: TopicPartition[] = [];
     const keys = new Set<string>();
     for (const [topic, partitions] of Object.entries(memberAssignment)) {
@@ -491,12 +506,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
 
     let attempt = 0;
+    let firstFailureAt: number | undefined;
     for (;;) {
       if (this.#abandoned(work)) return false;
       attempt += 1;
       let error: Error;
       try {
         await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt));
+        this.#lastSuccessAt = o.clock.now();
         return true;
       } catch (thrown) {
         error = toError(thrown);
@@ -514,7 +531,17 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         if (this.#circuit.state === 'open') await this.#circuit.changed();
         continue;
       }
+      firstFailureAt ??= o.clock.now();
       const retriable = this.#isRetriable(error);
+      if (retriable && attempt >= o.retry.maxAttempts && o.circuitBreaker && this.#lastSuccessAt < firstFailureAt) {
+        // Nothing has succeeded anywhere since this message started failing:
+        // that looks like the downstream, not the message. Keep trying so the
+        // breaker can see the outage and open; dead-letter only once others
+        // succeed while this one still fails.
+        attempt -= 1;
+        await this.#sleep(backoffDelay(o.retry.maxAttempts, o.retry));
+        continue;
+      }
       if (!retriable || attempt >= o.retry.maxAttempts) {
         if (o.deadLetter) {
           return this.#deadLetter(work, message, error, retriable ? 'attempts-exhausted' : 'non-retriable', attempt);

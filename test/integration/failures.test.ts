@@ -183,7 +183,9 @@ describe('failure handling against a real broker', () => {
     const topic = uniqueName('outage');
     const groupId = uniqueName('g-outage');
     await createTopic(topic, 3);
-    const produced = Array.from({ length: 600 }, (_, i) => ({ key: `k${i % 20}`, value: `m-${i}` }));
+    // The DLQ exists, so a message wrongly dead-lettered would show up as routed instead of hanging.
+    await createTopic(`${topic}.dlq`, 1);
+    const produced = Array.from({ length: 1500 }, (_, i) => ({ key: `k${i % 20}`, value: `m-${i}` }));
     await produceMessages(topic, produced);
 
     let down = false;
@@ -203,22 +205,28 @@ describe('failure handling against a real broker', () => {
       circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 1000, rollingCountTimeoutMs: 2000, rollingCountBuckets: 10 },
       deadLetter: { producer: await dlqProducer() },
       handler: async (message) => {
-        await sleep(5);
+        await sleep(20);
         if (down) throw new Error('downstream unavailable');
         handled.add(message.value!.toString());
       },
     });
     consumer.on('circuit.open', () => states.push('open'));
+
     consumer.on('circuit.half-open', () => states.push('half-open'));
     consumer.on('circuit.closed', () => states.push('closed'));
-    consumer.on('flow.paused', (e) => {
-      if (e.reason === 'circuit') for (const p of e.partitions) pausedFor.add(`${p.topic}:${p.partition}`);
+    // A partition already paused for another reason (a full queue) does not
+    // pause again, so look at the state rather than at flow.paused events.
+    consumer.on('circuit.open', () => {
+      for (const p of consumer.partitions()) {
+        if (p.paused && p.reasons.includes('circuit')) pausedFor.add(`${p.topic}:${p.partition}`);
+      }
     });
     consumer.on('dlq.routed', (e) => routed.push(e.offset));
     await consumer.start();
     await waitFor(() => handled.size > 100, { timeoutMs: 30_000, message: 'no progress before the outage' });
     down = true;
     downSince = Date.now();
+
     await waitFor(() => states.includes('open'), { timeoutMs: 20_000, message: 'circuit never opened' });
     await sleep(Math.max(0, 4000 - (Date.now() - downSince)));
     down = false;
