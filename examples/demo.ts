@@ -12,7 +12,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { BackpressureConsumer } from '../src/index.js';
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const seconds = Number(args.get('seconds') ?? 30);
 const total = Number(args.get('messages') ?? 6000);
 const brokers = (process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092').split(',');
@@ -24,7 +25,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main(): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 6 }, { topic: `${topic}.dlq`, numPartitions: 1 }], waitForLeaders: true });
+  await admin.createTopics({
+    topics: [
+      { topic, numPartitions: 6 },
+      { topic: `${topic}.dlq`, numPartitions: 1 },
+    ],
+    waitForLeaders: true,
+  });
 
   const producer = kafka.producer();
   await producer.connect();
@@ -39,24 +46,32 @@ async function main(): Promise<void> {
 
   let handled = 0;
   let dead = 0;
-  const consumer = new BackpressureConsumer(kafka.consumer({ groupId: `${topic}-group`, maxWaitTimeInMs: 200 }), {
-    topics: [topic],
-    fromBeginning: true,
-    ordering: 'key',
-    concurrency: 64,
-    maxInFlight: 500,
-    commitIntervalMs: 1000,
-    deadLetter: { producer },
-    handler: async (message) => {
-      const order = JSON.parse(message.value!.toString()) as { poison: boolean };
-      // A downstream that takes 20-40 ms per call.
-      await sleep(20 + Math.random() * 20);
-      if (order.poison) throw Object.assign(new Error('order failed validation'), { retriable: false });
-      handled += 1;
+  const consumer = new BackpressureConsumer(
+    kafka.consumer({ groupId: `${topic}-group`, maxWaitTimeInMs: 200 }),
+    {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 64,
+      maxInFlight: 500,
+      commitIntervalMs: 1000,
+      deadLetter: { producer },
+      handler: async (message) => {
+        const order = JSON.parse(message.value!.toString()) as { poison: boolean };
+        // A downstream that takes 20-40 ms per call.
+        await sleep(20 + Math.random() * 20);
+        if (order.poison)
+          throw Object.assign(new Error('order failed validation'), { retriable: false });
+        handled += 1;
+      },
     },
-  });
-  consumer.on('flow.paused', (e) => console.log(`  paused  ${e.partitions.length} partition(s): ${e.reason}`));
-  consumer.on('flow.resumed', (e) => console.log(`  resumed ${e.partitions.length} partition(s): ${e.reason} cleared`));
+  );
+  consumer.on('flow.paused', (e) =>
+    console.log(`  paused  ${e.partitions.length} partition(s): ${e.reason}`),
+  );
+  consumer.on('flow.resumed', (e) =>
+    console.log(`  resumed ${e.partitions.length} partition(s): ${e.reason} cleared`),
+  );
   consumer.on('dlq.routed', () => {
     dead += 1;
   });
@@ -72,7 +87,9 @@ async function main(): Promise<void> {
     );
   }
   await consumer.close();
-  console.log(`done: handled ${handled}, dead-lettered ${dead}, peak in-flight ${consumer.peakInFlight}`);
+  console.log(
+    `done: handled ${handled}, dead-lettered ${dead}, peak in-flight ${consumer.peakInFlight}`,
+  );
   await producer.disconnect();
   await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
   await admin.disconnect();

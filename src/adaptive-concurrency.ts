@@ -17,7 +17,12 @@ export interface AimdSettings {
 
 export type AimdDecision =
   | { readonly changed: false; readonly limit: number }
-  | { readonly changed: true; readonly limit: number; readonly from: number; readonly reason: 'latency-high' | 'healthy' };
+  | {
+      readonly changed: true;
+      readonly limit: number;
+      readonly from: number;
+      readonly reason: 'latency-high' | 'healthy';
+    };
 
 export class AimdLimit {
   readonly #settings: AimdSettings;

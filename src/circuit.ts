@@ -60,7 +60,10 @@ export class Circuit {
     try {
       await this.#breaker.fire(task);
     } catch (error) {
-      if (!isBackpressureError(error) && (error as { code?: unknown } | null)?.code === 'EOPENBREAKER') {
+      if (
+        !isBackpressureError(error) &&
+        (error as { code?: unknown } | null)?.code === 'EOPENBREAKER'
+      ) {
         throw new CircuitOpenError({ cause: error });
       }
       throw error;

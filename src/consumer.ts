@@ -43,7 +43,7 @@ interface PartitionState {
   holding: number;
 }
 
-interface Work<T> extends LaneItem {
+interface Work extends LaneItem {
   readonly state: PartitionState;
   readonly raw: KafkaMessage;
   readonly offset: number;
@@ -84,7 +84,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #port: KafkaConsumerPort;
   readonly #flow: FlowController;
   readonly #budget: InFlightBudget;
-  readonly #lanes: Lanes<Work<T>>;
+  readonly #lanes: Lanes<Work>;
   readonly #limit: LimitFunction;
   readonly #circuit: Circuit;
   readonly #latency: LatencyWindow;
@@ -111,7 +111,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   constructor(consumer: Consumer, options: BackpressureConsumerOptions<T>) {
     super();
     if (typeof consumer !== 'object' || consumer === null || typeof consumer.run !== 'function') {
-      throw new ConfigError('consumer', 'a KafkaJS Consumer (kafka.consumer({ groupId }))', consumer);
+      throw new ConfigError(
+        'consumer',
+        'a KafkaJS Consumer (kafka.consumer({ groupId }))',
+        consumer,
+      );
     }
     this.#consumer = consumer;
     this.#options = resolveOptions(options);
@@ -202,7 +206,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         highWatermark: s.highWatermark,
         commitPosition: position,
         committedOffset: s.tracker.committedOffset,
-        lag: s.highWatermark === undefined ? undefined : Math.max(0, s.highWatermark - (position ?? s.highWatermark)),
+        lag:
+          s.highWatermark === undefined
+            ? undefined
+            : Math.max(0, s.highWatermark - (position ?? s.highWatermark)),
         inFlight: s.tracker.pendingCount,
         paused: this.#flow.isPaused(s.topic, s.partition),
         reasons: this.#flow.reasonsFor(s),
@@ -213,7 +220,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   /** Connects, subscribes and starts consuming. Resolves once KafkaJS runs. */
   async start(): Promise<void> {
     if (this.#state !== 'idle') {
-      throw new BackpressureError('ERR_STATE', `start() called while ${this.#state}; a consumer starts once.`);
+      throw new BackpressureError(
+        'ERR_STATE',
+        `start() called while ${this.#state}; a consumer starts once.`,
+      );
     }
     this.#setState('starting');
     const o = this.#options;
@@ -228,7 +238,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // The OffsetCommit is queued on the coordinator connection ahead of the
       // JoinGroup, so it still carries the old generation.
       this.#consumer.on(REBALANCING, () => void this.#commit()),
-      this.#consumer.on(CRASH, (event) => this.#error(toError(event.payload.error), 'consumer-crash')),
+      this.#consumer.on(CRASH, (event) =>
+        this.#error(toError(event.payload.error), 'consumer-crash'),
+      ),
     );
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [...o.topics], fromBeginning: o.fromBeginning });
@@ -239,8 +251,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       eachBatch: (payload) => this.#eachBatch(payload),
     });
     this.#every(o.commitIntervalMs, () => void this.#commit());
-    if (o.latency) this.#every(Math.max(50, Math.floor(o.latency.windowMs / 20)), () => this.#checkLatency());
-    if (o.adaptiveConcurrency) this.#every(o.adaptiveConcurrency.intervalMs, () => this.#adaptConcurrency());
+    if (o.latency)
+      this.#every(Math.max(50, Math.floor(o.latency.windowMs / 20)), () => this.#checkLatency());
+    if (o.adaptiveConcurrency)
+      this.#every(o.adaptiveConcurrency.intervalMs, () => this.#adaptConcurrency());
     // close() may have been called while KafkaJS was starting.
     if ((this.#state as ConsumerState) === 'starting') this.#setState('running');
   }
@@ -300,7 +314,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     await Promise.resolve();
     const drained = await this.#waitFor(() => this.#budget.messages === 0, timeoutMs);
     if (!drained) {
-      this.#closeController.abort(new BackpressureError('ERR_DRAIN_TIMEOUT', `In-flight work did not finish within ${timeoutMs} ms of close().`));
+      this.#closeController.abort(
+        new BackpressureError(
+          'ERR_DRAIN_TIMEOUT',
+          `In-flight work did not finish within ${timeoutMs} ms of close().`,
+        ),
+      );
       this.#circuit.wakeAll();
     }
     for (const timer of this.#timers) clearInterval(timer);
@@ -392,7 +411,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    */
   async #waitHeartbeating(blocked: () => boolean, payload: EachBatchPayload): Promise<boolean> {
     while (blocked()) {
-      if (!payload.isRunning() || payload.isStale() || this.#state === 'closing' || this.#state === 'closed') {
+      if (
+        !payload.isRunning() ||
+        payload.isStale() ||
+        this.#state === 'closing' ||
+        this.#state === 'closed'
+      ) {
         return false;
       }
       await this.#budgetChangeOrTimeout(HEARTBEAT_POLL_MS);
@@ -416,7 +440,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.emit('group.rebalance', { phase: 'draining', assigned: [], revoked: [], dropped: 0 });
     const deadline = this.#options.clock.now() + this.#options.rebalanceDrainTimeoutMs;
     while (this.#budget.messages > 0 && this.#options.clock.now() < deadline) {
-      await this.#budgetChangeOrTimeout(Math.min(HEARTBEAT_POLL_MS, Math.max(1, deadline - this.#options.clock.now())));
+      await this.#budgetChangeOrTimeout(
+        Math.min(HEARTBEAT_POLL_MS, Math.max(1, deadline - this.#options.clock.now())),
+      );
       // The coordinator keeps our session alive on these even while it
       // answers REBALANCE_IN_PROGRESS; without them a long drain could cost
       // the membership the drain is meant to protect.
@@ -458,7 +484,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const key = tpKey(topic, partition);
     let state = this.#partitions.get(key);
     if (state === undefined) {
-      state = { topic, partition, tracker: new OffsetTracker(), revoked: false, highWatermark: undefined, holding: 0 };
+      state = {
+        topic,
+        partition,
+        tracker: new OffsetTracker(),
+        revoked: false,
+        highWatermark: undefined,
+        holding: 0,
+      };
       this.#partitions.set(key, state);
     }
     return state;
@@ -467,7 +500,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   // ---------------------------------------------------------------- processing
 
   /** Runs one message to completion. Never rejects. */
-  async #process(work: Work<T>): Promise<void> {
+  async #process(work: Work): Promise<void> {
     let done = false;
     try {
       done = await this.#handle(work);
@@ -479,7 +512,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   /** True when the message is done (handled or dead-lettered), false when abandoned. */
-  async #handle(work: Work<T>): Promise<boolean> {
+  async #handle(work: Work): Promise<boolean> {
     if (this.#abandoned(work)) return false;
     const { topic, partition } = work.state;
     const o = this.#options;
@@ -495,7 +528,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     };
     while (o.deserialize) {
       try {
-        (message as { payload: unknown }).payload = await o.deserialize(work.raw, { topic, partition });
+        (message as { payload: unknown }).payload = await o.deserialize(work.raw, {
+          topic,
+          partition,
+        });
         break;
       } catch (thrown) {
         const error = toError(thrown);
@@ -533,7 +569,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       }
       firstFailureAt ??= o.clock.now();
       const retriable = this.#isRetriable(error);
-      if (retriable && attempt >= o.retry.maxAttempts && o.circuitBreaker && this.#lastSuccessAt < firstFailureAt) {
+      if (
+        retriable &&
+        attempt >= o.retry.maxAttempts &&
+        o.circuitBreaker &&
+        this.#lastSuccessAt < firstFailureAt
+      ) {
         // Nothing has succeeded anywhere since this message started failing:
         // that looks like the downstream, not the message. Keep trying so the
         // breaker can see the outage and open; dead-letter only once others
@@ -544,7 +585,13 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       }
       if (!retriable || attempt >= o.retry.maxAttempts) {
         if (o.deadLetter) {
-          return this.#deadLetter(work, message, error, retriable ? 'attempts-exhausted' : 'non-retriable', attempt);
+          return this.#deadLetter(
+            work,
+            message,
+            error,
+            retriable ? 'attempts-exhausted' : 'non-retriable',
+            attempt,
+          );
         }
         // No dead-letter topic: losing the message is not an option, so the
         // partition holds here and the message is retried at the longest delay.
@@ -553,7 +600,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       }
       const delayMs = backoffDelay(attempt, o.retry);
       /** @event message.retry */
-      this.emit('message.retry', { topic, partition, offset: work.raw.offset, attempt, delayMs, error });
+      this.emit('message.retry', {
+        topic,
+        partition,
+        offset: work.raw.offset,
+        attempt,
+        delayMs,
+        error,
+      });
       await this.#sleep(delayMs);
     }
   }
@@ -576,10 +630,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           timer.unref();
         });
         const aborted = new Promise<never>((_, reject) => {
-          controller.signal.addEventListener('abort', () => reject(toError(controller.signal.reason)), { once: true });
+          controller.signal.addEventListener(
+            'abort',
+            () => reject(toError(controller.signal.reason)),
+            { once: true },
+          );
         });
         // A handler that throws synchronously is treated like one that rejects.
-        const handled = Promise.resolve().then(() => this.#options.handler(message, { attempt, signal: controller.signal }));
+        const handled = Promise.resolve().then(() =>
+          this.#options.handler(message, { attempt, signal: controller.signal }),
+        );
         return Promise.race([handled, timedOut, aborted]).then(() => undefined);
       });
     } finally {
@@ -589,7 +649,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  async #holdAndRetry(work: Work<T>, error: Error, attempts: number): Promise<void> {
+  async #holdAndRetry(work: Work, error: Error, attempts: number): Promise<void> {
     const tp = { topic: work.state.topic, partition: work.state.partition };
     const retryInMs = this.#options.retry.maxDelayMs;
     this.#hold(work.state, 'message-failed', +1);
@@ -611,7 +671,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   async #deadLetter(
-    work: Work<T>,
+    work: Work,
     message: InboundMessage<unknown>,
     error: Error,
     reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization',
@@ -624,9 +684,13 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       topic = dlq.topic(message);
     } catch (chooserError) {
       topic = '';
-      error = new BackpressureError('ERR_DLQ_PUBLISH', `deadLetter.topic chooser failed: ${toError(chooserError).message}`, {
-        cause: chooserError,
-      });
+      error = new BackpressureError(
+        'ERR_DLQ_PUBLISH',
+        `deadLetter.topic chooser failed: ${toError(chooserError).message}`,
+        {
+          cause: chooserError,
+        },
+      );
     }
     let failures = 0;
     let holding = false;
@@ -673,7 +737,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
             multiplier: 2,
             jitter: 0.2,
           });
-          const wrapped = isBackpressureError(sendError) && sendError.code === 'ERR_DLQ_PUBLISH' ? sendError : new DlqPublishError(topic, sendError);
+          const wrapped =
+            isBackpressureError(sendError) && sendError.code === 'ERR_DLQ_PUBLISH'
+              ? sendError
+              : new DlqPublishError(topic, sendError);
           /** @event dlq.failed */
           this.emit('dlq.failed', {
             topic: message.topic,
@@ -699,11 +766,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  #abandoned(work: Work<T>): boolean {
+  #abandoned(work: Work): boolean {
     return work.state.revoked || this.#closeController.signal.aborted;
   }
 
-  #finish(work: Work<T>, done: boolean): void {
+  #finish(work: Work, done: boolean): void {
     if (done && !work.state.revoked) work.state.tracker.complete(work.offset);
     this.#budget.release(work.bytes);
     this.#lanes.done(work);
@@ -716,7 +783,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   #isRetriable(error: Error): boolean {
-    if (isBackpressureError(error) && error.code === 'ERR_HANDLER_FAILED' && !error.retriable) return false;
+    if (isBackpressureError(error) && error.code === 'ERR_HANDLER_FAILED' && !error.retriable)
+      return false;
     if ((error as { retriable?: unknown }).retriable === false) return false;
     const predicate = this.#options.retry.isRetriable;
     return predicate ? predicate(error) : true;
@@ -751,24 +819,41 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       this.#latencyHigh = true;
       this.#flow.add('latency');
       /** @event latency.high */
-      this.emit('latency.high', { percentile: settings.percentile, latencyMs, thresholdMs: settings.pauseAboveMs });
-    } else if (this.#latencyHigh && (latencyMs === undefined || latencyMs < settings.resumeBelowMs)) {
+      this.emit('latency.high', {
+        percentile: settings.percentile,
+        latencyMs,
+        thresholdMs: settings.pauseAboveMs,
+      });
+    } else if (
+      this.#latencyHigh &&
+      (latencyMs === undefined || latencyMs < settings.resumeBelowMs)
+    ) {
       // An empty window also clears: while paused nothing new is measured,
       // and old samples must not hold the pause forever.
       this.#latencyHigh = false;
       this.#flow.remove('latency');
       /** @event latency.normal */
-      this.emit('latency.normal', { percentile: settings.percentile, latencyMs, thresholdMs: settings.resumeBelowMs });
+      this.emit('latency.normal', {
+        percentile: settings.percentile,
+        latencyMs,
+        thresholdMs: settings.resumeBelowMs,
+      });
     }
   }
 
   #adaptConcurrency(): void {
     if (!this.#aimd || this.#circuit.state !== 'closed') return;
-    const decision = this.#aimd.update(this.#latency.percentile(this.#options.latencyPercentile), this.#limit.activeCount + this.#limit.pendingCount);
+    const decision = this.#aimd.update(
+      this.#latency.percentile(this.#options.latencyPercentile),
+      this.#limit.activeCount + this.#limit.pendingCount,
+    );
     if (decision.changed) this.#setConcurrency(decision.limit, decision.reason);
   }
 
-  #setConcurrency(to: number, reason: 'latency-high' | 'healthy' | 'circuit-half-open' | 'circuit-closed'): void {
+  #setConcurrency(
+    to: number,
+    reason: 'latency-high' | 'healthy' | 'circuit-half-open' | 'circuit-closed',
+  ): void {
     const from = this.#limit.concurrency;
     if (from === to) return;
     this.#limit.concurrency = to;
@@ -827,7 +912,13 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       /** @event offsets.committed */
       this.emit('offsets.committed', { offsets });
     } catch (error) {
-      this.#error(new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, { cause: error, retriable: true }), 'commit');
+      this.#error(
+        new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, {
+          cause: error,
+          retriable: true,
+        }),
+        'commit',
+      );
     }
   }
 
@@ -892,7 +983,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
 function isRebalance(error: unknown): boolean {
   const type = (error as { type?: unknown } | null)?.type;
-  return type === 'REBALANCE_IN_PROGRESS' || type === 'NOT_COORDINATOR_FOR_GROUP' || type === 'ILLEGAL_GENERATION';
+  return (
+    type === 'REBALANCE_IN_PROGRESS' ||
+    type === 'NOT_COORDINATOR_FOR_GROUP' ||
+    type === 'ILLEGAL_GENERATION'
+  );
 }
 
 /** Key + value + header keys and values, in bytes. */
@@ -904,7 +999,8 @@ export function sizeOf(message: KafkaMessage): number {
       bytes += name.length;
       const value = headers[name];
       if (value === undefined) continue;
-      if (Array.isArray(value)) for (const v of value) bytes += typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+      if (Array.isArray(value))
+        for (const v of value) bytes += typeof v === 'string' ? Buffer.byteLength(v) : v.length;
       else bytes += typeof value === 'string' ? Buffer.byteLength(value) : value.length;
     }
   }

@@ -32,7 +32,10 @@ export interface DeadLetterDetails {
 }
 
 /** The dead letter: the original key, value and headers, plus where it came from and why it failed. */
-export function deadLetterMessage(message: InboundMessage<unknown>, details: DeadLetterDetails): Message {
+export function deadLetterMessage(
+  message: InboundMessage<unknown>,
+  details: DeadLetterDetails,
+): Message {
   const headers: IHeaders = { ...message.headers };
   headers[DLQ_HEADERS.originalTopic] = message.topic;
   headers[DLQ_HEADERS.originalPartition] = String(message.partition);

@@ -60,7 +60,10 @@ export class ConfigError extends BackpressureError {
   readonly received: unknown;
 
   constructor(option: string, expected: string, received: unknown) {
-    super('ERR_CONFIG', `Invalid option \`${option}\`: expected ${expected}, received ${describe(received)}.`);
+    super(
+      'ERR_CONFIG',
+      `Invalid option \`${option}\`: expected ${expected}, received ${describe(received)}.`,
+    );
     this.name = 'ConfigError';
     this.option = option;
     this.expected = expected;
@@ -73,7 +76,9 @@ export class HandlerTimeoutError extends BackpressureError {
   readonly timeoutMs: number;
 
   constructor(timeoutMs: number) {
-    super('ERR_HANDLER_TIMEOUT', `Handler did not settle within ${timeoutMs} ms.`, { retriable: true });
+    super('ERR_HANDLER_TIMEOUT', `Handler did not settle within ${timeoutMs} ms.`, {
+      retriable: true,
+    });
     this.name = 'HandlerTimeoutError';
     this.timeoutMs = timeoutMs;
   }
@@ -106,10 +111,14 @@ export class DlqPublishError extends BackpressureError {
   readonly dlqTopic: string;
 
   constructor(dlqTopic: string, cause: unknown) {
-    super('ERR_DLQ_PUBLISH', `Could not write to dead-letter topic "${dlqTopic}": ${messageOf(cause)}`, {
-      cause,
-      retriable: true,
-    });
+    super(
+      'ERR_DLQ_PUBLISH',
+      `Could not write to dead-letter topic "${dlqTopic}": ${messageOf(cause)}`,
+      {
+        cause,
+        retriable: true,
+      },
+    );
     this.name = 'DlqPublishError';
     this.dlqTopic = dlqTopic;
   }
@@ -137,7 +146,8 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   if (typeof value === 'function') return `a function${value.name ? ` (${value.name})` : ''}`;
-  if (typeof value === 'string') return `${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} (string)`;
+  if (typeof value === 'string')
+    return `${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)} (string)`;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     return `${String(value)} (${typeof value})`;
   }
@@ -147,5 +157,97 @@ export function describe(value: unknown): string {
     return `${json !== undefined && json.length > 80 ? `${json.slice(0, 80)}…` : json} (object)`;
   } catch {
     return 'an object';
+  }
+}
+
+/**
+ * A producer `send` found no buffer space within `maxBlockMs` (or at once,
+ * with `blockOnFull: false`). Nothing of the record was sent. Retriable:
+ * space frees as the buffer drains.
+ */
+export class ProducerBufferFullError extends BackpressureError {
+  /** How long the send waited; 0 when it was rejected at once. */
+  readonly waitedMs: number;
+  readonly bufferedMessages: number;
+  readonly bufferedBytes: number;
+
+  constructor(details: {
+    readonly waitedMs: number;
+    readonly bufferedMessages: number;
+    readonly bufferedBytes: number;
+  }) {
+    super(
+      'ERR_PRODUCER_BUFFER_FULL',
+      `Producer buffer full (${details.bufferedMessages} messages, ${details.bufferedBytes} bytes waiting); the record was not accepted after ${details.waitedMs} ms.`,
+      { retriable: true },
+    );
+    this.name = 'ProducerBufferFullError';
+    this.waitedMs = details.waitedMs;
+    this.bufferedMessages = details.bufferedMessages;
+    this.bufferedBytes = details.bufferedBytes;
+  }
+}
+
+/**
+ * A producer `send` was refused because a critical lag signal stopped the
+ * producer and it did not resume within `maxBlockMs`. Nothing of the record
+ * was sent. Retriable: the producer resumes when the lag falls back.
+ */
+export class ProducerStoppedError extends BackpressureError {
+  readonly waitedMs: number;
+  /** The reason given with the critical lag status, if any. */
+  readonly reason: string | undefined;
+
+  constructor(details: { readonly waitedMs: number; readonly reason?: string | undefined }) {
+    super(
+      'ERR_PRODUCER_STOPPED',
+      `Producer stopped by a critical lag signal${details.reason === undefined ? '' : ` (${details.reason})`}; the record was not accepted after ${details.waitedMs} ms.`,
+      { retriable: true },
+    );
+    this.name = 'ProducerStoppedError';
+    this.waitedMs = details.waitedMs;
+    this.reason = details.reason;
+  }
+}
+
+/**
+ * The producer was closing or closed before the record could be delivered.
+ * `mayHaveBeenWritten` is true when the record was already handed to KafkaJS
+ * when `close()` gave up on it: the broker may still have stored it.
+ */
+export class ProducerClosedError extends BackpressureError {
+  readonly mayHaveBeenWritten: boolean;
+
+  constructor(
+    message: string,
+    options: { readonly mayHaveBeenWritten?: boolean; readonly cause?: unknown } = {},
+  ) {
+    super('ERR_CLOSED', message, { cause: options.cause, retriable: false });
+    this.name = 'ProducerClosedError';
+    this.mayHaveBeenWritten = options.mayHaveBeenWritten ?? false;
+  }
+}
+
+/**
+ * `flush()` or `close()` gave up waiting for accepted records. After a
+ * `flush()` timeout the records are still being delivered; after a `close()`
+ * timeout they were rejected with {@link ProducerClosedError}.
+ */
+export class ProducerDrainTimeoutError extends BackpressureError {
+  readonly operation: 'flush' | 'close';
+  readonly timeoutMs: number;
+  /** `send` calls not yet settled when the time ran out. */
+  readonly pendingSends: number;
+
+  constructor(operation: 'flush' | 'close', timeoutMs: number, pendingSends: number) {
+    super(
+      'ERR_DRAIN_TIMEOUT',
+      `Producer ${operation}() timed out after ${timeoutMs} ms with ${pendingSends} send(s) not yet delivered.`,
+      { retriable: operation === 'flush' },
+    );
+    this.name = 'ProducerDrainTimeoutError';
+    this.operation = operation;
+    this.timeoutMs = timeoutMs;
+    this.pendingSends = pendingSends;
   }
 }

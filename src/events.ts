@@ -88,7 +88,15 @@ export interface CircuitEvent {
 export interface ErrorEvent {
   readonly error: BackpressureError | Error;
   /** What the library was doing. */
-  readonly during: 'commit' | 'pause' | 'resume' | 'rebalance' | 'close' | 'consumer-crash' | 'handler' | 'dead-letter';
+  readonly during:
+    | 'commit'
+    | 'pause'
+    | 'resume'
+    | 'rebalance'
+    | 'close'
+    | 'consumer-crash'
+    | 'handler'
+    | 'dead-letter';
 }
 
 export interface ConsumerStateEvent {

@@ -55,7 +55,10 @@ export class FlowController {
 
   hasReason(reason: PauseReason, partition?: TopicPartition): boolean {
     if (this.#global.has(reason)) return true;
-    return partition !== undefined && (this.#local.get(tpKey(partition.topic, partition.partition))?.has(reason) ?? false);
+    return (
+      partition !== undefined &&
+      (this.#local.get(tpKey(partition.topic, partition.partition))?.has(reason) ?? false)
+    );
   }
 
   /** Reasons currently holding a partition (global and its own), for diagnostics. */

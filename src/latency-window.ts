@@ -12,7 +12,7 @@ const GROWTH = 1.05;
 const LOG_GROWTH = Math.log(GROWTH);
 /** Bins cover 0.01 ms .. about 3 hours; anything outside is clamped to the edge bins. */
 const MIN_MS = 0.01;
-const BIN_COUNT = Math.ceil(Math.log(3 * 3600 * 1000 / MIN_MS) / LOG_GROWTH) + 2;
+const BIN_COUNT = Math.ceil(Math.log((3 * 3600 * 1000) / MIN_MS) / LOG_GROWTH) + 2;
 
 function binOf(ms: number): number {
   if (!(ms > MIN_MS)) return 0;

@@ -37,9 +37,15 @@ export interface HandlerContext {
   readonly signal: AbortSignal;
 }
 
-export type MessageHandler<T> = (message: InboundMessage<T>, context: HandlerContext) => Promise<void> | void;
+export type MessageHandler<T> = (
+  message: InboundMessage<T>,
+  context: HandlerContext,
+) => Promise<void> | void;
 
-export type Deserializer<T> = (message: KafkaMessage, source: { topic: string; partition: number }) => T | Promise<T>;
+export type Deserializer<T> = (
+  message: KafkaMessage,
+  source: { topic: string; partition: number },
+) => T | Promise<T>;
 
 /** Anything that can write records and resolves on the broker's ack: a KafkaJS `Producer` or a `RateLimitedProducer`. */
 export interface RecordSender {
@@ -188,7 +194,12 @@ export interface ResolvedOptions<T> {
   readonly maxInFlightBytes: number;
   readonly resumeThreshold: number;
   readonly latency:
-    | { readonly percentile: number; readonly pauseAboveMs: number; readonly resumeBelowMs: number; readonly windowMs: number }
+    | {
+        readonly percentile: number;
+        readonly pauseAboveMs: number;
+        readonly resumeBelowMs: number;
+        readonly windowMs: number;
+      }
     | undefined;
   readonly latencyPercentile: number;
   readonly latencyWindowMs: number;
@@ -269,9 +280,20 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
 
   const concurrency = integer('concurrency', raw['concurrency'], 16, { min: 1, max: 100_000 });
   const maxInFlight = integer('maxInFlight', raw['maxInFlight'], 1000, { min: 1 });
-  const maxInFlightBytes = integer('maxInFlightBytes', raw['maxInFlightBytes'], 64 * 1024 * 1024, { min: 1 });
-  const resumeThreshold = number('resumeThreshold', raw['resumeThreshold'], 0.5, { min: 0, max: 1, exclusiveMin: true });
-  if (resumeThreshold >= 1) throw new ConfigError('resumeThreshold', 'a fraction below 1 (the low mark must be under the high mark)', resumeThreshold);
+  const maxInFlightBytes = integer('maxInFlightBytes', raw['maxInFlightBytes'], 64 * 1024 * 1024, {
+    min: 1,
+  });
+  const resumeThreshold = number('resumeThreshold', raw['resumeThreshold'], 0.5, {
+    min: 0,
+    max: 1,
+    exclusiveMin: true,
+  });
+  if (resumeThreshold >= 1)
+    throw new ConfigError(
+      'resumeThreshold',
+      'a fraction below 1 (the low mark must be under the high mark)',
+      resumeThreshold,
+    );
 
   const latencyRaw = plainObject('latency', raw['latency']);
   let latency: ResolvedOptions<T>['latency'];
@@ -279,15 +301,37 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   let latencyWindowMs = 10_000;
   if (latencyRaw) {
     knownKeys('latency', latencyRaw, ['percentile', 'pauseAboveMs', 'resumeBelowMs', 'windowMs']);
-    latencyPercentile = number('latency.percentile', latencyRaw['percentile'], 95, { min: 0, max: 100, exclusiveMin: true });
-    if (latencyRaw['pauseAboveMs'] === undefined) throw new ConfigError('latency.pauseAboveMs', 'a number of milliseconds > 0', undefined);
-    const pauseAboveMs = number('latency.pauseAboveMs', latencyRaw['pauseAboveMs'], 0, { min: 0, exclusiveMin: true });
-    const resumeBelowMs = number('latency.resumeBelowMs', latencyRaw['resumeBelowMs'], pauseAboveMs / 2, { min: 0, exclusiveMin: true });
+    latencyPercentile = number('latency.percentile', latencyRaw['percentile'], 95, {
+      min: 0,
+      max: 100,
+      exclusiveMin: true,
+    });
+    if (latencyRaw['pauseAboveMs'] === undefined)
+      throw new ConfigError('latency.pauseAboveMs', 'a number of milliseconds > 0', undefined);
+    const pauseAboveMs = number('latency.pauseAboveMs', latencyRaw['pauseAboveMs'], 0, {
+      min: 0,
+      exclusiveMin: true,
+    });
+    const resumeBelowMs = number(
+      'latency.resumeBelowMs',
+      latencyRaw['resumeBelowMs'],
+      pauseAboveMs / 2,
+      { min: 0, exclusiveMin: true },
+    );
     if (!(resumeBelowMs < pauseAboveMs)) {
-      throw new ConfigError('latency.resumeBelowMs', `a value below \`latency.pauseAboveMs\` (${pauseAboveMs})`, resumeBelowMs);
+      throw new ConfigError(
+        'latency.resumeBelowMs',
+        `a value below \`latency.pauseAboveMs\` (${pauseAboveMs})`,
+        resumeBelowMs,
+      );
     }
     latencyWindowMs = duration('latency.windowMs', latencyRaw['windowMs'], 10_000, { min: 10 });
-    latency = Object.freeze({ percentile: latencyPercentile, pauseAboveMs, resumeBelowMs, windowMs: latencyWindowMs });
+    latency = Object.freeze({
+      percentile: latencyPercentile,
+      pauseAboveMs,
+      resumeBelowMs,
+      windowMs: latencyWindowMs,
+    });
   }
 
   const adaptiveRaw = plainObject('adaptiveConcurrency', raw['adaptiveConcurrency']);
@@ -301,8 +345,18 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       'increaseStep',
       'intervalMs',
     ]);
-    const minConcurrency = integer('adaptiveConcurrency.minConcurrency', adaptiveRaw['minConcurrency'], 1, { min: 1 });
-    const maxConcurrency = integer('adaptiveConcurrency.maxConcurrency', adaptiveRaw['maxConcurrency'], concurrency, { min: 1 });
+    const minConcurrency = integer(
+      'adaptiveConcurrency.minConcurrency',
+      adaptiveRaw['minConcurrency'],
+      1,
+      { min: 1 },
+    );
+    const maxConcurrency = integer(
+      'adaptiveConcurrency.maxConcurrency',
+      adaptiveRaw['maxConcurrency'],
+      concurrency,
+      { min: 1 },
+    );
     if (minConcurrency > maxConcurrency) {
       throw new ConfigError(
         'adaptiveConcurrency.minConcurrency',
@@ -311,27 +365,62 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       );
     }
     if (adaptiveRaw['targetLatencyMs'] === undefined) {
-      throw new ConfigError('adaptiveConcurrency.targetLatencyMs', 'a number of milliseconds > 0', undefined);
+      throw new ConfigError(
+        'adaptiveConcurrency.targetLatencyMs',
+        'a number of milliseconds > 0',
+        undefined,
+      );
     }
     adaptiveConcurrency = Object.freeze({
       minConcurrency,
       maxConcurrency,
-      targetLatencyMs: number('adaptiveConcurrency.targetLatencyMs', adaptiveRaw['targetLatencyMs'], 0, { min: 0, exclusiveMin: true }),
-      decreaseFactor: number('adaptiveConcurrency.decreaseFactor', adaptiveRaw['decreaseFactor'], 0.9, { min: 0, max: 1, exclusiveMin: true }),
-      increaseStep: integer('adaptiveConcurrency.increaseStep', adaptiveRaw['increaseStep'], 1, { min: 1 }),
-      intervalMs: duration('adaptiveConcurrency.intervalMs', adaptiveRaw['intervalMs'], 1000, { min: 10 }),
+      targetLatencyMs: number(
+        'adaptiveConcurrency.targetLatencyMs',
+        adaptiveRaw['targetLatencyMs'],
+        0,
+        { min: 0, exclusiveMin: true },
+      ),
+      decreaseFactor: number(
+        'adaptiveConcurrency.decreaseFactor',
+        adaptiveRaw['decreaseFactor'],
+        0.9,
+        { min: 0, max: 1, exclusiveMin: true },
+      ),
+      increaseStep: integer('adaptiveConcurrency.increaseStep', adaptiveRaw['increaseStep'], 1, {
+        min: 1,
+      }),
+      intervalMs: duration('adaptiveConcurrency.intervalMs', adaptiveRaw['intervalMs'], 1000, {
+        min: 10,
+      }),
     });
     if (adaptiveConcurrency.decreaseFactor >= 1) {
-      throw new ConfigError('adaptiveConcurrency.decreaseFactor', 'a fraction below 1', adaptiveConcurrency.decreaseFactor);
+      throw new ConfigError(
+        'adaptiveConcurrency.decreaseFactor',
+        'a fraction below 1',
+        adaptiveConcurrency.decreaseFactor,
+      );
     }
   }
 
   const retryRaw = plainObject('retry', raw['retry']) ?? {};
-  knownKeys('retry', retryRaw, ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'multiplier', 'jitter', 'isRetriable']);
-  const initialDelayMs = duration('retry.initialDelayMs', retryRaw['initialDelayMs'], 200, { min: 0 });
+  knownKeys('retry', retryRaw, [
+    'maxAttempts',
+    'initialDelayMs',
+    'maxDelayMs',
+    'multiplier',
+    'jitter',
+    'isRetriable',
+  ]);
+  const initialDelayMs = duration('retry.initialDelayMs', retryRaw['initialDelayMs'], 200, {
+    min: 0,
+  });
   const maxDelayMs = duration('retry.maxDelayMs', retryRaw['maxDelayMs'], 30_000, { min: 0 });
   if (maxDelayMs < initialDelayMs) {
-    throw new ConfigError('retry.maxDelayMs', `at least \`retry.initialDelayMs\` (${initialDelayMs})`, maxDelayMs);
+    throw new ConfigError(
+      'retry.maxDelayMs',
+      `at least \`retry.initialDelayMs\` (${initialDelayMs})`,
+      maxDelayMs,
+    );
   }
   const retry = Object.freeze({
     maxAttempts: integer('retry.maxAttempts', retryRaw['maxAttempts'], 3, { min: 1, max: 1000 }),
@@ -339,22 +428,41 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
     maxDelayMs,
     multiplier: number('retry.multiplier', retryRaw['multiplier'], 2, { min: 1 }),
     jitter: number('retry.jitter', retryRaw['jitter'], 0.5, { min: 0, max: 1 }),
-    isRetriable: optionalFunction<(error: Error) => boolean>('retry.isRetriable', retryRaw['isRetriable']),
+    isRetriable: optionalFunction<(error: Error) => boolean>(
+      'retry.isRetriable',
+      retryRaw['isRetriable'],
+    ),
   });
 
   const dlqRaw = plainObject('deadLetter', raw['deadLetter']);
   let deadLetter: ResolvedOptions<T>['deadLetter'];
   if (dlqRaw) {
-    knownKeys('deadLetter', dlqRaw, ['producer', 'topic', 'includeStack', 'maxStackLength', 'retryInitialDelayMs', 'retryMaxDelayMs']);
+    knownKeys('deadLetter', dlqRaw, [
+      'producer',
+      'topic',
+      'includeStack',
+      'maxStackLength',
+      'retryInitialDelayMs',
+      'retryMaxDelayMs',
+    ]);
     const producer = dlqRaw['producer'] as RecordSender | undefined;
     if (typeof producer !== 'object' || producer === null || typeof producer.send !== 'function') {
-      throw new ConfigError('deadLetter.producer', 'an object with a send(record) method (a KafkaJS Producer or RateLimitedProducer)', producer);
+      throw new ConfigError(
+        'deadLetter.producer',
+        'an object with a send(record) method (a KafkaJS Producer or RateLimitedProducer)',
+        producer,
+      );
     }
     const topicOption = dlqRaw['topic'];
     let topic: (message: InboundMessage<unknown>) => string;
     if (topicOption === undefined) topic = (message) => `${message.topic}.dlq`;
     else if (typeof topicOption === 'string') {
-      if (!isTopicName(topicOption)) throw new ConfigError('deadLetter.topic', 'a valid Kafka topic name ([a-zA-Z0-9._-], 1..249 chars) or a function', topicOption);
+      if (!isTopicName(topicOption))
+        throw new ConfigError(
+          'deadLetter.topic',
+          'a valid Kafka topic name ([a-zA-Z0-9._-], 1..249 chars) or a function',
+          topicOption,
+        );
       topic = () => topicOption;
     } else if (typeof topicOption === 'function') {
       const chooser = topicOption as (message: InboundMessage<unknown>) => unknown;
@@ -362,23 +470,44 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       topic = (message) => {
         const chosen = chooser(message);
         if (typeof chosen !== 'string' || !isTopicName(chosen)) {
-          throw new ConfigError('deadLetter.topic', 'the function to return a valid Kafka topic name', chosen);
+          throw new ConfigError(
+            'deadLetter.topic',
+            'the function to return a valid Kafka topic name',
+            chosen,
+          );
         }
         return chosen;
       };
     } else {
-      throw new ConfigError('deadLetter.topic', 'a topic name or a function of the message', topicOption);
+      throw new ConfigError(
+        'deadLetter.topic',
+        'a topic name or a function of the message',
+        topicOption,
+      );
     }
-    const retryInitial = duration('deadLetter.retryInitialDelayMs', dlqRaw['retryInitialDelayMs'], 500, { min: 1 });
-    const retryMax = duration('deadLetter.retryMaxDelayMs', dlqRaw['retryMaxDelayMs'], 30_000, { min: 1 });
+    const retryInitial = duration(
+      'deadLetter.retryInitialDelayMs',
+      dlqRaw['retryInitialDelayMs'],
+      500,
+      { min: 1 },
+    );
+    const retryMax = duration('deadLetter.retryMaxDelayMs', dlqRaw['retryMaxDelayMs'], 30_000, {
+      min: 1,
+    });
     if (retryMax < retryInitial) {
-      throw new ConfigError('deadLetter.retryMaxDelayMs', `at least \`deadLetter.retryInitialDelayMs\` (${retryInitial})`, retryMax);
+      throw new ConfigError(
+        'deadLetter.retryMaxDelayMs',
+        `at least \`deadLetter.retryInitialDelayMs\` (${retryInitial})`,
+        retryMax,
+      );
     }
     deadLetter = Object.freeze({
       producer,
       topic,
       includeStack: boolean('deadLetter.includeStack', dlqRaw['includeStack'], false),
-      maxStackLength: integer('deadLetter.maxStackLength', dlqRaw['maxStackLength'], 2000, { min: 1 }),
+      maxStackLength: integer('deadLetter.maxStackLength', dlqRaw['maxStackLength'], 2000, {
+        min: 1,
+      }),
       retryInitialDelayMs: retryInitial,
       retryMaxDelayMs: retryMax,
     });
@@ -394,8 +523,18 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       'rollingCountTimeoutMs',
       'rollingCountBuckets',
     ]);
-    const rollingCountTimeoutMs = duration('circuitBreaker.rollingCountTimeoutMs', cbRaw['rollingCountTimeoutMs'], 10_000, { min: 10 });
-    const rollingCountBuckets = integer('circuitBreaker.rollingCountBuckets', cbRaw['rollingCountBuckets'], 10, { min: 1 });
+    const rollingCountTimeoutMs = duration(
+      'circuitBreaker.rollingCountTimeoutMs',
+      cbRaw['rollingCountTimeoutMs'],
+      10_000,
+      { min: 10 },
+    );
+    const rollingCountBuckets = integer(
+      'circuitBreaker.rollingCountBuckets',
+      cbRaw['rollingCountBuckets'],
+      10,
+      { min: 1 },
+    );
     if (rollingCountTimeoutMs % rollingCountBuckets !== 0) {
       throw new ConfigError(
         'circuitBreaker.rollingCountBuckets',
@@ -404,31 +543,58 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       );
     }
     circuitBreaker = Object.freeze({
-      errorThresholdPercentage: number('circuitBreaker.errorThresholdPercentage', cbRaw['errorThresholdPercentage'], 50, {
-        min: 0,
-        max: 100,
-        exclusiveMin: true,
+      errorThresholdPercentage: number(
+        'circuitBreaker.errorThresholdPercentage',
+        cbRaw['errorThresholdPercentage'],
+        50,
+        {
+          min: 0,
+          max: 100,
+          exclusiveMin: true,
+        },
+      ),
+      volumeThreshold: integer('circuitBreaker.volumeThreshold', cbRaw['volumeThreshold'], 10, {
+        min: 1,
       }),
-      volumeThreshold: integer('circuitBreaker.volumeThreshold', cbRaw['volumeThreshold'], 10, { min: 1 }),
-      resetTimeoutMs: duration('circuitBreaker.resetTimeoutMs', cbRaw['resetTimeoutMs'], 10_000, { min: 1 }),
+      resetTimeoutMs: duration('circuitBreaker.resetTimeoutMs', cbRaw['resetTimeoutMs'], 10_000, {
+        min: 1,
+      }),
       rollingCountTimeoutMs,
       rollingCountBuckets,
     });
   }
 
   const logger = raw['logger'] as Logger | undefined;
-  if (logger !== undefined && !['debug', 'info', 'warn', 'error'].every((m) => typeof (logger as unknown as Record<string, unknown>)[m] === 'function')) {
-    throw new ConfigError('logger', 'an object with debug, info, warn and error methods (pino-shaped)', logger);
+  if (
+    logger !== undefined &&
+    !['debug', 'info', 'warn', 'error'].every(
+      (m) => typeof (logger as unknown as Record<string, unknown>)[m] === 'function',
+    )
+  ) {
+    throw new ConfigError(
+      'logger',
+      'an object with debug, info, warn and error methods (pino-shaped)',
+      logger,
+    );
   }
   const clock = raw['clock'] as Clock | undefined;
   if (clock !== undefined && typeof clock?.now !== 'function') {
     throw new ConfigError('clock', 'an object with a now() method', clock);
   }
 
-  const handlerTimeoutMs = duration('handlerTimeoutMs', raw['handlerTimeoutMs'], 30_000, { min: 1 });
+  const handlerTimeoutMs = duration('handlerTimeoutMs', raw['handlerTimeoutMs'], 30_000, {
+    min: 1,
+  });
   const commitIntervalMs = duration('commitIntervalMs', raw['commitIntervalMs'], 5000, { min: 1 });
-  const rebalanceDrainTimeoutMs = duration('rebalanceDrainTimeoutMs', raw['rebalanceDrainTimeoutMs'], 10_000, { min: 0 });
-  const closeDrainTimeoutMs = duration('closeDrainTimeoutMs', raw['closeDrainTimeoutMs'], 30_000, { min: 0 });
+  const rebalanceDrainTimeoutMs = duration(
+    'rebalanceDrainTimeoutMs',
+    raw['rebalanceDrainTimeoutMs'],
+    10_000,
+    { min: 0 },
+  );
+  const closeDrainTimeoutMs = duration('closeDrainTimeoutMs', raw['closeDrainTimeoutMs'], 30_000, {
+    min: 0,
+  });
 
   return Object.freeze({
     topics: Object.freeze([...(topics as (string | RegExp)[])]),
@@ -451,7 +617,12 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
     commitIntervalMs,
     rebalanceDrainTimeoutMs,
     closeDrainTimeoutMs,
-    partitionsConsumedConcurrently: integer('partitionsConsumedConcurrently', raw['partitionsConsumedConcurrently'], 1, { min: 1, max: 1000 }),
+    partitionsConsumedConcurrently: integer(
+      'partitionsConsumedConcurrently',
+      raw['partitionsConsumedConcurrently'],
+      1,
+      { min: 1, max: 1000 },
+    ),
     logger: logger ?? silentLogger,
     clock: clock ?? systemClock,
   });

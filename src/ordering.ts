@@ -10,13 +10,20 @@ export interface LaneItem {
   readonly laneKey: string | undefined;
 }
 
-export function laneKeyOf(mode: OrderingMode, topic: string, partition: number, key: Buffer | null): string | undefined {
+export function laneKeyOf(
+  mode: OrderingMode,
+  topic: string,
+  partition: number,
+  key: Buffer | null,
+): string | undefined {
   switch (mode) {
     case 'partition':
       return `${topic}|${partition}`;
     case 'key':
       // latin1 maps every byte to one char, so binary keys stay distinct and it is cheap.
-      return key === null ? `${topic}|${partition}|∅` : `${topic}|${partition}|k${key.toString('latin1')}`;
+      return key === null
+        ? `${topic}|${partition}|∅`
+        : `${topic}|${partition}|k${key.toString('latin1')}`;
     case 'unordered':
       return undefined;
   }

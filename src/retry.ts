@@ -17,7 +17,10 @@ export function backoffDelay(
   settings: BackoffSettings,
   random: () => number = Math.random,
 ): number {
-  const step = Math.min(settings.maxDelayMs, settings.initialDelayMs * settings.multiplier ** (attempt - 1));
+  const step = Math.min(
+    settings.maxDelayMs,
+    settings.initialDelayMs * settings.multiplier ** (attempt - 1),
+  );
   const jittered = step * (1 - settings.jitter * random());
   return Math.max(0, Math.round(jittered));
 }

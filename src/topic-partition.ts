@@ -14,7 +14,9 @@ export function parseTpKey(key: string): TopicPartition {
 }
 
 /** Groups topic-partitions the way KafkaJS's pause/resume/commit calls want them. */
-export function byTopic(partitions: Iterable<TopicPartition>): { topic: string; partitions: number[] }[] {
+export function byTopic(
+  partitions: Iterable<TopicPartition>,
+): { topic: string; partitions: number[] }[] {
   const grouped = new Map<string, number[]>();
   for (const { topic, partition } of partitions) {
     const list = grouped.get(topic);

@@ -112,7 +112,11 @@ export function plainObject(option: string, value: unknown): Record<string, unkn
 }
 
 /** Rejects keys the option type does not know: a typo must not be silently ignored. */
-export function knownKeys(option: string, value: Record<string, unknown>, keys: readonly string[]): void {
+export function knownKeys(
+  option: string,
+  value: Record<string, unknown>,
+  keys: readonly string[],
+): void {
   for (const key of Object.keys(value)) {
     if (!keys.includes(key)) {
       const path = option === '' ? key : `${option}.${key}`;

@@ -50,7 +50,11 @@ async function expectCommittedAtEnd(groupId: string, topic: string): Promise<voi
       const committed = await committedOffsets(groupId, topic);
       return [...ends].every(([partition, end]) => committed.get(partition) === end);
     },
-    { timeoutMs: 30_000, intervalMs: 250, message: `group ${groupId} did not commit to the end of ${topic}` },
+    {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      message: `group ${groupId} did not commit to the end of ${topic}`,
+    },
   );
 }
 
@@ -89,7 +93,10 @@ describe('BackpressureConsumer against a real broker', () => {
       },
     });
     await consumer.start();
-    await waitFor(() => seen.size === produced.length, { timeoutMs: 60_000, message: 'not every message was handled' });
+    await waitFor(() => seen.size === produced.length, {
+      timeoutMs: 60_000,
+      message: 'not every message was handled',
+    });
     await expectCommittedAtEnd(groupId, topic);
     await consumer.close();
 
@@ -178,7 +185,10 @@ describe('BackpressureConsumer against a real broker', () => {
     consumer.on('queue.full', () => events.push('full'));
     consumer.on('queue.drained', () => events.push('drained'));
     await consumer.start();
-    await waitFor(() => handled >= produced.length, { timeoutMs: 90_000, message: 'backlog not handled' });
+    await waitFor(() => handled >= produced.length, {
+      timeoutMs: 90_000,
+      message: 'backlog not handled',
+    });
     await expectCommittedAtEnd(groupId, topic);
     await consumer.close();
 
@@ -223,16 +233,29 @@ describe('BackpressureConsumer against a real broker', () => {
     };
     const first = start(groupId, common);
     await first.consumer.start();
-    await waitFor(() => counts.size > 500, { timeoutMs: 30_000, message: 'first member made no progress' });
+    await waitFor(() => counts.size > 500, {
+      timeoutMs: 30_000,
+      message: 'first member made no progress',
+    });
 
     const second = start(groupId, common);
     const rebalances: string[] = [];
-    first.consumer.on('group.rebalance', (e) => rebalances.push(`first:${e.phase}:${e.assigned.length}`));
-    second.consumer.on('group.rebalance', (e) => rebalances.push(`second:${e.phase}:${e.assigned.length}`));
+    first.consumer.on('group.rebalance', (e) =>
+      rebalances.push(`first:${e.phase}:${e.assigned.length}`),
+    );
+    second.consumer.on('group.rebalance', (e) =>
+      rebalances.push(`second:${e.phase}:${e.assigned.length}`),
+    );
     await second.consumer.start();
-    await waitFor(() => counts.size > 2500, { timeoutMs: 60_000, message: 'no progress with two members' });
+    await waitFor(() => counts.size > 2500, {
+      timeoutMs: 60_000,
+      message: 'no progress with two members',
+    });
     await second.consumer.close();
-    await waitFor(() => counts.size === produced.length, { timeoutMs: 60_000, message: 'messages were lost' });
+    await waitFor(() => counts.size === produced.length, {
+      timeoutMs: 60_000,
+      message: 'messages were lost',
+    });
     await expectCommittedAtEnd(groupId, topic);
     await first.consumer.close();
 

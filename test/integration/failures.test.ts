@@ -53,8 +53,12 @@ function start<T>(groupId: string, options: BackpressureConsumerOptions<T>) {
 
 /** Reads every message of a topic from the beginning. */
 async function readAll(topic: string, expected: number) {
-  const out: { key: string | null; value: string | null; headers: IHeaders; partition: number }[] = [];
-  const reader = newKafka('bp-reader').consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200 });
+  const out: { key: string | null; value: string | null; headers: IHeaders; partition: number }[] =
+    [];
+  const reader = newKafka('bp-reader').consumer({
+    groupId: uniqueName('reader'),
+    maxWaitTimeInMs: 200,
+  });
   await reader.connect();
   await reader.subscribe({ topics: [topic], fromBeginning: true });
   await reader.run({
@@ -68,7 +72,10 @@ async function readAll(topic: string, expected: number) {
     },
   });
   try {
-    await waitFor(() => out.length >= expected, { timeoutMs: 30_000, message: `expected ${expected} messages in ${topic}, got ${out.length}` });
+    await waitFor(() => out.length >= expected, {
+      timeoutMs: 30_000,
+      message: `expected ${expected} messages in ${topic}, got ${out.length}`,
+    });
     await sleep(300);
   } finally {
     await reader.disconnect();
@@ -119,7 +126,10 @@ describe('failure handling against a real broker', () => {
     });
     consumer.on('dlq.routed', (e) => routed.push(e.offset));
     await consumer.start();
-    await waitFor(() => handled.size === 990 && routed.length === 10, { timeoutMs: 60_000, message: 'not all handled or routed' });
+    await waitFor(() => handled.size === 990 && routed.length === 10, {
+      timeoutMs: 60_000,
+      message: 'not all handled or routed',
+    });
     await expectCommittedAtEnd(groupId, topic);
 
     const letters = await readAll(`${topic}.dlq`, 10);
@@ -135,14 +145,18 @@ describe('failure handling against a real broker', () => {
       expect(partition).toBeGreaterThanOrEqual(0);
       expect(partition).toBeLessThan(3);
       expect(Number(header(letter.headers, DLQ_HEADERS.originalOffset))).toBeGreaterThanOrEqual(0);
-      expect(Number(header(letter.headers, DLQ_HEADERS.originalTimestamp))).toBeGreaterThan(Date.now() - 600_000);
+      expect(Number(header(letter.headers, DLQ_HEADERS.originalTimestamp))).toBeGreaterThan(
+        Date.now() - 600_000,
+      );
       expect(header(letter.headers, DLQ_HEADERS.consumerGroup)).toBe(groupId);
       expect(header(letter.headers, DLQ_HEADERS.reason)).toBe('non-retriable');
       expect(header(letter.headers, DLQ_HEADERS.errorName)).toBe('NonRetriableError');
       expect(header(letter.headers, DLQ_HEADERS.errorMessage)).toBe(`cannot parse ${letter.value}`);
       expect(header(letter.headers, DLQ_HEADERS.errorStack)!.length).toBeLessThanOrEqual(300);
       expect(header(letter.headers, DLQ_HEADERS.attempts)).toBe('1');
-      expect(Date.parse(header(letter.headers, DLQ_HEADERS.failedAt)!)).toBeGreaterThan(Date.now() - 600_000);
+      expect(Date.parse(header(letter.headers, DLQ_HEADERS.failedAt)!)).toBeGreaterThan(
+        Date.now() - 600_000,
+      );
     }
     await consumer.close();
   });
@@ -151,7 +165,10 @@ describe('failure handling against a real broker', () => {
     const topic = uniqueName('transient');
     const groupId = uniqueName('g-transient');
     await createTopic(topic, 1);
-    await produceMessages(topic, [{ key: 'a', value: 'flaky' }, { key: 'b', value: 'fine' }]);
+    await produceMessages(topic, [
+      { key: 'a', value: 'flaky' },
+      { key: 'b', value: 'fine' },
+    ]);
 
     let calls = 0;
     const retries: { attempt: number; delayMs: number }[] = [];
@@ -163,7 +180,8 @@ describe('failure handling against a real broker', () => {
       retry: { maxAttempts: 5, initialDelayMs: 100, multiplier: 3, jitter: 0 },
       deadLetter: { producer: await dlqProducer() },
       handler: (message) => {
-        if (message.value!.toString() === 'flaky' && ++calls <= 2) throw new Error(`transient ${calls}`);
+        if (message.value!.toString() === 'flaky' && ++calls <= 2)
+          throw new Error(`transient ${calls}`);
       },
     });
     consumer.on('message.retry', (e) => retries.push({ attempt: e.attempt, delayMs: e.delayMs }));
@@ -185,7 +203,10 @@ describe('failure handling against a real broker', () => {
     await createTopic(topic, 3);
     // The DLQ exists, so a message wrongly dead-lettered would show up as routed instead of hanging.
     await createTopic(`${topic}.dlq`, 1);
-    const produced = Array.from({ length: 1500 }, (_, i) => ({ key: `k${i % 20}`, value: `m-${i}` }));
+    const produced = Array.from({ length: 1500 }, (_, i) => ({
+      key: `k${i % 20}`,
+      value: `m-${i}`,
+    }));
     await produceMessages(topic, produced);
 
     let down = false;
@@ -202,7 +223,13 @@ describe('failure handling against a real broker', () => {
       concurrency: 8,
       commitIntervalMs: 200,
       retry: { maxAttempts: 2, initialDelayMs: 50 },
-      circuitBreaker: { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 1000, rollingCountTimeoutMs: 2000, rollingCountBuckets: 10 },
+      circuitBreaker: {
+        volumeThreshold: 5,
+        errorThresholdPercentage: 50,
+        resetTimeoutMs: 1000,
+        rollingCountTimeoutMs: 2000,
+        rollingCountBuckets: 10,
+      },
       deadLetter: { producer: await dlqProducer() },
       handler: async (message) => {
         await sleep(20);
@@ -223,15 +250,24 @@ describe('failure handling against a real broker', () => {
     });
     consumer.on('dlq.routed', (e) => routed.push(e.offset));
     await consumer.start();
-    await waitFor(() => handled.size > 100, { timeoutMs: 30_000, message: 'no progress before the outage' });
+    await waitFor(() => handled.size > 100, {
+      timeoutMs: 30_000,
+      message: 'no progress before the outage',
+    });
     down = true;
     downSince = Date.now();
 
-    await waitFor(() => states.includes('open'), { timeoutMs: 20_000, message: 'circuit never opened' });
+    await waitFor(() => states.includes('open'), {
+      timeoutMs: 20_000,
+      message: 'circuit never opened',
+    });
     await sleep(Math.max(0, 4000 - (Date.now() - downSince)));
     down = false;
     const upAt = Date.now();
-    await waitFor(() => handled.size === produced.length, { timeoutMs: 60_000, message: 'not everything handled after the outage' });
+    await waitFor(() => handled.size === produced.length, {
+      timeoutMs: 60_000,
+      message: 'not everything handled after the outage',
+    });
     recoveredAt = Date.now();
     await expectCommittedAtEnd(groupId, topic);
     await consumer.close();
@@ -240,7 +276,9 @@ describe('failure handling against a real broker', () => {
     expect(states).toContain('half-open');
     expect(states.at(-1)).toBe('closed');
     expect(routed).toEqual([]);
-    console.info(`[outage] circuit ${states.join(' -> ')}; all handled ${recoveredAt - upAt} ms after the downstream came back`);
+    console.info(
+      `[outage] circuit ${states.join(' -> ')}; all handled ${recoveredAt - upAt} ms after the downstream came back`,
+    );
   });
 
   it('times out a handler that never settles, retries it, dead-letters it, and the partition moves on', async () => {
@@ -322,7 +360,10 @@ describe('failure handling against a real broker', () => {
     consumer.on('dlq.failed', (e) => failures.push(e.failures));
     await consumer.start();
     // The other partition finishes; the poisoned one holds at offset 10 (message 20 is the 11th of partition 0).
-    await waitFor(() => failures.length >= 5, { timeoutMs: 20_000, message: 'DLQ failures not reported' });
+    await waitFor(() => failures.length >= 5, {
+      timeoutMs: 20_000,
+      message: 'DLQ failures not reported',
+    });
     const poisonPartition = 0;
     const poisonOffset = 10;
     for (let i = 0; i < 10; i += 1) {
@@ -335,7 +376,9 @@ describe('failure handling against a real broker', () => {
       timeoutMs: 20_000,
       message: 'the healthy partition did not keep flowing',
     });
-    expect(consumer.partitions().find((p) => p.partition === poisonPartition)?.reasons).toContain('dlq-unavailable');
+    expect(consumer.partitions().find((p) => p.partition === poisonPartition)?.reasons).toContain(
+      'dlq-unavailable',
+    );
 
     dlqUp = true;
     await expectCommittedAtEnd(groupId, topic);
