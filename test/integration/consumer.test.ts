@@ -208,6 +208,49 @@ describe('BackpressureConsumer against a real broker', () => {
     );
   });
 
+  it('keeps its group membership through handlers that take a third of the session timeout, for several session timeouts', async () => {
+    const topic = uniqueName('slow');
+    const groupId = uniqueName('g-slow');
+    await createTopic(topic, 2);
+    await produceMessages(topic, messages(40, 40));
+    const kafka = newKafka(`bp-${groupId}`).consumer({
+      groupId,
+      sessionTimeout: 6000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 200,
+    });
+    let joins = 0;
+    kafka.on(kafka.events.GROUP_JOIN, () => {
+      joins += 1;
+    });
+    let handled = 0;
+    const consumer = new BackpressureConsumer(kafka, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 4,
+      maxInFlight: 8,
+      handlerTimeoutMs: 10_000,
+      handler: async () => {
+        await sleep(2000);
+        handled += 1;
+      },
+    });
+    open.push(consumer);
+    const startedAt = Date.now();
+    await consumer.start();
+    await waitFor(() => handled === 40, {
+      timeoutMs: 60_000,
+      message: 'slow handlers did not finish',
+    });
+    const tookMs = Date.now() - startedAt;
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+    // 40 messages x 2 s / 4 at once = 20 s: more than three session timeouts.
+    expect(tookMs).toBeGreaterThan(3 * 6000);
+    expect(joins).toBe(1);
+  });
+
   it('loses nothing when a second member joins mid-stream and later leaves; duplicates stay within the in-flight bound', async () => {
     const topic = uniqueName('rebalance');
     const groupId = uniqueName('g-rebalance');
