@@ -88,7 +88,9 @@ export class LatencyWindow {
 
   #sliceAt(now: number): Slice {
     const epoch = Math.floor(now / this.#sliceMs);
-    const slice = this.#slices[epoch % this.#slices.length]!;
+    const n = this.#slices.length;
+    // A clock may report negative times; keep the ring index positive.
+    const slice = this.#slices[((epoch % n) + n) % n]!;
     const startedAt = epoch * this.#sliceMs;
     if (slice.startedAt !== startedAt) {
       slice.startedAt = startedAt;

@@ -355,7 +355,7 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       'adaptiveConcurrency.maxConcurrency',
       adaptiveRaw['maxConcurrency'],
       concurrency,
-      { min: 1 },
+      { min: 1, max: 100_000 },
     );
     if (minConcurrency > maxConcurrency) {
       throw new ConfigError(
@@ -567,9 +567,11 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   const logger = raw['logger'] as Logger | undefined;
   if (
     logger !== undefined &&
-    !['debug', 'info', 'warn', 'error'].every(
-      (m) => typeof (logger as unknown as Record<string, unknown>)[m] === 'function',
-    )
+    (typeof logger !== 'object' ||
+      logger === null ||
+      !['debug', 'info', 'warn', 'error'].every(
+        (m) => typeof (logger as unknown as Record<string, unknown>)[m] === 'function',
+      ))
   ) {
     throw new ConfigError(
       'logger',

@@ -36,7 +36,7 @@ function start<T>(groupId: string, options: BackpressureConsumerOptions<T>) {
   return { consumer, kafka, joins: () => joins };
 }
 
-const open: BackpressureConsumer<unknown>[] = [];
+const open: { close(options?: { drainTimeoutMs?: number }): Promise<void> }[] = [];
 
 afterAll(async () => {
   await Promise.all(open.map((c) => c.close({ drainTimeoutMs: 1000 }).catch(() => undefined)));
