@@ -251,6 +251,65 @@ describe('BackpressureConsumer against a real broker', () => {
     expect(joins).toBe(1);
   });
 
+  it('pauses on high downstream latency, shrinks its concurrency, and recovers when latency falls', async () => {
+    const topic = uniqueName('latency');
+    const groupId = uniqueName('g-latency');
+    await createTopic(topic, 3);
+    const produced = messages(1500, 100);
+    await produceMessages(topic, produced);
+
+    let slow = false;
+    let handled = 0;
+    const events: string[] = [];
+    const { consumer } = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 32,
+      maxInFlight: 200,
+      commitIntervalMs: 200,
+      latency: { pauseAboveMs: 100, resumeBelowMs: 30, windowMs: 1000 },
+      adaptiveConcurrency: { targetLatencyMs: 60, minConcurrency: 2, intervalMs: 200 },
+      handler: async () => {
+        await sleep(slow ? 150 : 5);
+        handled += 1;
+      },
+    });
+    consumer.on('latency.high', () => events.push('latency.high'));
+    consumer.on('latency.normal', () => events.push('latency.normal'));
+    consumer.on('flow.paused', (e) => events.push(`paused:${e.reason}`));
+    consumer.on('flow.resumed', (e) => events.push(`resumed:${e.reason}`));
+    const limits: number[] = [];
+    consumer.on('concurrency.changed', (e) => limits.push(e.to));
+    await consumer.start();
+    await waitFor(() => handled > 200, { timeoutMs: 30_000, message: 'no progress' });
+    slow = true;
+    await waitFor(() => events.includes('latency.high'), {
+      timeoutMs: 15_000,
+      message: 'latency never high',
+    });
+    const lowest = () => Math.min(...limits);
+    await waitFor(() => limits.length > 0 && lowest() < 32, {
+      timeoutMs: 15_000,
+      message: 'concurrency never shrank',
+    });
+    slow = false;
+    await waitFor(() => events.includes('latency.normal'), {
+      timeoutMs: 15_000,
+      message: 'latency never normal',
+    });
+    await waitFor(() => handled >= produced.length, {
+      timeoutMs: 60_000,
+      message: 'not all handled',
+    });
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+
+    expect(events.indexOf('latency.high')).toBeLessThan(events.indexOf('latency.normal'));
+    expect(events).toContain('resumed:latency');
+    console.info(`[latency] concurrency limits seen: ${limits.join(' ')}`);
+  });
+
   it('loses nothing when a second member joins mid-stream and later leaves; duplicates stay within the in-flight bound', async () => {
     const topic = uniqueName('rebalance');
     const groupId = uniqueName('g-rebalance');
