@@ -4,7 +4,7 @@
  * matching messages.
  */
 export const ERROR_CODES = [
-  /** An option failed validation at construction. Never retriable. */
+  /** An option (at construction) or an argument (a malformed record) failed validation. Never retriable. */
   'ERR_CONFIG',
   /** The handler did not settle within `handlerTimeoutMs`. */
   'ERR_HANDLER_TIMEOUT',

@@ -22,6 +22,24 @@ export type { Logger } from './logger.js';
 export type { Clock } from './clock.js';
 export type { LagStatus } from './lag-status.js';
 export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './dlq.js';
+export { RateLimitedProducer } from './rate-limited-producer.js';
+export type {
+  ProducerTarget,
+  RateLimitedProducerDeps,
+  RateLimitedProducerState,
+  ProducerLimitsInForce,
+  RateLimitedProducerEvents,
+  ProducerThrottledEvent,
+  ProducerBufferFullEvent,
+  ProducerBufferDrainedEvent,
+  ProducerSendFailedEvent,
+  ProducerErrorEvent,
+} from './rate-limited-producer.js';
+export type {
+  RateLimitedProducerOptions,
+  ProducerLimits,
+  ProducerLagSignal,
+} from './producer-options.js';
 export {
   ERROR_CODES,
   BackpressureError,
@@ -30,6 +48,10 @@ export {
   NonRetriableError,
   CircuitOpenError,
   DlqPublishError,
+  ProducerBufferFullError,
+  ProducerStoppedError,
+  ProducerClosedError,
+  ProducerDrainTimeoutError,
   isBackpressureError,
 } from './errors.js';
 export type { ErrorCode } from './errors.js';

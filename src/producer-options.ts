@@ -29,9 +29,10 @@ export interface ProducerLagSignal {
 /** The limits that can be changed at run time with `setLimits()`. */
 export interface ProducerLimits {
   /**
-   * Messages per second, averaged by a token bucket that holds at most one
-   * second of tokens (a burst of at most one second's worth after an idle
-   * period). `Infinity` for no limit.
+   * Messages per second, averaged by a token bucket that starts empty and
+   * holds at most one second of tokens: a burst of at most one second's
+   * worth after an idle period (the time from construction to the first send
+   * counts as idle). `Infinity` for no limit.
    * @default Infinity
    */
   readonly messagesPerSecond?: number;
