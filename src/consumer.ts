@@ -39,6 +39,8 @@ interface PartitionState {
   revoked: boolean;
   /** From the last batch: the log-end offset the broker reported. */
   highWatermark: number | undefined;
+  /** Paused for holding its share of a contended in-flight budget. */
+  shareFull: boolean;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
   holding: number;
 }
@@ -234,10 +236,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         this.#onAssigned(event.payload.memberAssignment);
       }),
       // KafkaJS noticed the rebalance itself (between batches) and is about to
-      // rejoin; it cannot be held back from here, so commit what is done now.
-      // The OffsetCommit is queued on the coordinator connection ahead of the
-      // JoinGroup, so it still carries the old generation.
-      this.#consumer.on(REBALANCING, () => void this.#commit()),
+      // rejoin; it cannot be held back from here. Commit what is done at once,
+      // outside the commit chain: the OffsetCommit then reaches the
+      // coordinator before the JoinGroup (which first waits for a
+      // FindCoordinator round trip) and still carries the old generation.
+      this.#consumer.on(REBALANCING, () => void this.#commitNow()),
       this.#consumer.on(CRASH, (event) =>
         this.#error(toError(event.payload.error), 'consumer-crash'),
       ),
@@ -362,6 +365,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         // Blocked on capacity is the high mark, even when the last message
         // left the counters just short of the limit.
         if (!this.#queueFull) this.#setQueueFull(true);
+        if (state.tracker.pendingCount >= this.#fairShare()) {
+          // This partition already holds its share of a contended budget:
+          // waiting here would hand it every slot that frees up while the
+          // other partitions' batches queue behind it. Pause it instead; the
+          // rest of the batch is fetched again after it resumes.
+          state.shareFull = true;
+          this.#flow.add('partition-full', tp);
+          complete = false;
+          break;
+        }
         const ok = await this.#waitHeartbeating(() => !this.#budget.fits(bytes), payload);
         if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) {
           complete = false;
@@ -480,6 +493,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.emit('group.rebalance', { phase: 'assigned', assigned, revoked, dropped });
   }
 
+  /** A partition's fair part of `maxInFlight` when every assigned partition wants more. */
+  #fairShare(): number {
+    return Math.max(1, Math.ceil(this.#budget.maxMessages / Math.max(1, this.#partitions.size)));
+  }
+
   #stateOf(topic: string, partition: number): PartitionState {
     const key = tpKey(topic, partition);
     let state = this.#partitions.get(key);
@@ -491,6 +509,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         revoked: false,
         highWatermark: undefined,
         holding: 0,
+        shareFull: false,
       };
       this.#partitions.set(key, state);
     }
@@ -771,8 +790,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   #finish(work: Work, done: boolean): void {
-    if (done && !work.state.revoked) work.state.tracker.complete(work.offset);
+    const state = work.state;
+    if (done && !state.revoked) state.tracker.complete(work.offset);
     this.#budget.release(work.bytes);
+    if (
+      state.shareFull &&
+      state.tracker.pendingCount <= this.#fairShare() * this.#options.resumeThreshold
+    ) {
+      state.shareFull = false;
+      this.#flow.remove('partition-full', state);
+    }
     this.#lanes.done(work);
     if (this.#queueFull && this.#budget.low()) this.#setQueueFull(false);
     if (this.#budget.messages === 0 && this.#idleWaiters.length > 0) {

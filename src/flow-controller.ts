@@ -6,6 +6,7 @@ import { parseTpKey, tpKey, type TopicPartition } from './topic-partition.js';
  */
 export type PauseReason =
   | 'queue-full'
+  | 'partition-full'
   | 'latency'
   | 'circuit'
   | 'manual'
