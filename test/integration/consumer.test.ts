@@ -344,8 +344,14 @@ describe('BackpressureConsumer against a real broker', () => {
     const rebalances: string[] = [];
     const errors: string[] = [];
     first.consumer.on('consumer.error', (e) => errors.push(`first:${e.during}:${e.error.message}`));
-    second.consumer.on('consumer.error', (e) => errors.push(`second:${e.during}:${e.error.message}`));
-    first.consumer.on('offsets.committed', (e) => rebalances.push(`first:commit:${e.offsets.map((o) => `${o.partition}@${o.offset}`).join('/')}`));
+    second.consumer.on('consumer.error', (e) =>
+      errors.push(`second:${e.during}:${e.error.message}`),
+    );
+    first.consumer.on('offsets.committed', (e) =>
+      rebalances.push(
+        `first:commit:${e.offsets.map((o) => `${o.partition}@${o.offset}`).join('/')}`,
+      ),
+    );
     first.consumer.on('group.rebalance', (e) =>
       rebalances.push(`first:${e.phase}:${e.assigned.length}`),
     );
@@ -370,7 +376,9 @@ describe('BackpressureConsumer against a real broker', () => {
     // Two rebalances (join and leave); each may redeliver at most what was in flight.
     expect(duplicates).toBeLessThanOrEqual(2 * 2 * maxInFlight);
     expect(rebalances.some((r) => r.startsWith('second:assigned'))).toBe(true);
-    console.info(`[rebalance] duplicates ${duplicates}; events ${rebalances.join(', ')}; errors ${errors.join(' | ')}`);
+    console.info(
+      `[rebalance] duplicates ${duplicates}; events ${rebalances.join(', ')}; errors ${errors.join(' | ')}`,
+    );
   });
 
   it('commits what finished on close, and a new consumer of the group resumes exactly there', async () => {
