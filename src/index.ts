@@ -22,6 +22,30 @@ export type { Logger } from './logger.js';
 export type { Clock } from './clock.js';
 export type { LagStatus } from './lag-status.js';
 export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './dlq.js';
+export { LagMonitor } from './lag-monitor.js';
+export type {
+  LagMonitorOptions,
+  ResolvedLagMonitorOptions,
+  LagAdmin,
+  LagMonitorEvents,
+  LagMonitorState,
+  LagSnapshot,
+  PartitionLag,
+  GroupLag,
+  LagHistory,
+  PartitionHistory,
+  LagStatusEvent,
+  LagRecommendationEvent,
+  LagErrorEvent,
+} from './lag-monitor.js';
+export type {
+  LagSample,
+  LagRules,
+  LagThresholds,
+  LagRecommendation,
+  PartitionAnalysis,
+  GroupAnalysis,
+} from './lag-window.js';
 export { RateLimitedProducer } from './rate-limited-producer.js';
 export type {
   ProducerTarget,

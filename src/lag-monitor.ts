@@ -346,6 +346,10 @@ function withRules(reason: string, rules: LagRules): string {
   return active.length === 0 ? reason : `${reason}; rules: ${active.join(', ')}`;
 }
 
+interface Sampled extends TopicPartition {
+  readonly sample: LagSample;
+}
+
 function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
   return a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1;
 }
@@ -554,17 +558,18 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       this.#reportError(error, 'describeGroups');
     }
 
-    const sampled: TopicPartition[] = [];
+    const sampled: Sampled[] = [];
     for (const { topic, offsets } of ends) {
       for (const { partition, high, low } of offsets ?? []) {
         const key = tpKey(topic, partition);
-        this.#window.add(key, {
+        const sample: LagSample = {
           at,
           endOffset: Number(high),
           committedOffset: committedByKey.get(key) ?? null,
           startOffset: Number(low),
-        });
-        sampled.push({ topic, partition });
+        };
+        this.#window.add(key, sample);
+        sampled.push({ topic, partition, sample });
       }
     }
     // Topics no longer watched (discovery dropped them) leave the window;
@@ -578,14 +583,16 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
     return this.#evaluate(at, sampled.sort(byTopicPartition));
   }
 
-  #evaluate(at: number, sampled: readonly TopicPartition[]): LagSnapshot {
+  #evaluate(at: number, sampled: readonly Sampled[]): LagSnapshot {
     const o = this.#options;
     const stopped = this.#state === 'stopped';
     const changes: LagStatusEvent[] = [];
 
-    const partitions: PartitionLag[] = sampled.map(({ topic, partition }) => {
+    const partitions: PartitionLag[] = sampled.map(({ topic, partition, sample }) => {
       const key = tpKey(topic, partition);
-      const analysis = analyzePartition(this.#window.samples(key), o.ruleMinSamples);
+      const samples = this.#window.samples(key);
+      // A round slower than the whole window leaves only this round's sample.
+      const analysis = analyzePartition(samples.length > 0 ? samples : [sample], o.ruleMinSamples);
       const from = this.#partitionStatus.get(key) ?? 'ok';
       const decision = nextStatus(from, analysis, o.thresholds);
       this.#partitionStatus.set(key, decision.status);
@@ -644,7 +651,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       at,
       members,
       total: { ...group, status: decision.status },
-      partitions,
+      partitions: Object.freeze(partitions),
       recommendation,
     });
     this.#snapshot = snapshot;
