@@ -4,6 +4,7 @@ import {
   BackpressureConsumer,
   DLQ_HEADERS,
   NonRetriableError,
+  RateLimitedProducer,
   type BackpressureConsumerOptions,
   type RecordSender,
 } from '../../src/index.js';
@@ -111,13 +112,19 @@ describe('failure handling against a real broker', () => {
 
     const handled = new Set<string>();
     const routed: string[] = [];
+    const limited = new RateLimitedProducer(await dlqProducer(), {
+      messagesPerSecond: 100,
+      disconnectOnClose: false,
+    });
+    open.unshift({ close: () => limited.close() });
     const consumer = start(groupId, {
       topics: [topic],
       fromBeginning: true,
       ordering: 'key',
       concurrency: 16,
       commitIntervalMs: 200,
-      deadLetter: { producer: await dlqProducer(), includeStack: true, maxStackLength: 300 },
+      // Dead letters go through the rate-limited producer, as a service would wire it.
+      deadLetter: { producer: limited, includeStack: true, maxStackLength: 300 },
       handler: (message) => {
         const value = message.value!.toString();
         if (value.startsWith('poison')) throw new NonRetriableError(`cannot parse ${value}`);
