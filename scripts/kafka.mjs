@@ -105,6 +105,26 @@ function readTail(file, lines = 40) {
   }
 }
 
+/**
+ * The log lines worth showing when startup fails. A failing broker's last
+ * lines are its orderly shutdown; the cause (e.g. "Address already in use")
+ * is an ERROR/FATAL line further up, so those come first.
+ */
+function startupDiagnosis(file) {
+  let text;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return '(no log output)';
+  }
+  const errors = text
+    .split('\n')
+    .filter((l) => /\b(ERROR|FATAL)\b|Exception/.test(l))
+    .slice(0, 10);
+  const summary = errors.length ? `first errors:\n${errors.join('\n')}\nlast lines:\n` : '';
+  return summary + tail(text, 15);
+}
+
 const HAS_PROC = existsSync('/proc/self/stat');
 
 /**
@@ -489,7 +509,7 @@ const alive = (pid) => {
     const s = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
     const st = s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
     return st !== 'Z' && st !== 'X';
-  } catch { return !fs.existsSync('/proc/self/stat') ? true : false; }
+  } catch { return !fs.existsSync('/proc/self/stat'); }
 };
 const timer = setInterval(() => {
   if (!alive(broker)) process.exit(0);
@@ -649,13 +669,13 @@ export async function startBroker(options = {}) {
       if (exitInfo) {
         throw new Error(
           `Kafka broker exited during startup (code ${exitInfo.code}, signal ${exitInfo.sig}); ` +
-            `log ${logFile}:\n${readTail(logFile)}`,
+            `log ${logFile}:\n${startupDiagnosis(logFile)}`,
         );
       }
       if (Date.now() > deadline) {
         throw new Error(
           `Kafka broker on 127.0.0.1:${state.port} not ready after ${readyTimeoutMs} ms ` +
-            `(last error: ${lastError?.message ?? 'none'}); log ${logFile}:\n${readTail(logFile)}`,
+            `(last error: ${lastError?.message ?? 'none'}); log ${logFile}:\n${startupDiagnosis(logFile)}`,
         );
       }
       // A fresh client per attempt: KafkaJS caches failed connections/metadata.
@@ -797,7 +817,18 @@ export async function startBroker(options = {}) {
         await pickPorts();
         continue;
       }
-      if (ownsDataDir) await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+      if (ownsDataDir) {
+        // The data dir goes, but the log is the only post-mortem: keep a copy
+        // and point the error message at it.
+        const kept = join(tmpdir(), `kafkajs-bp-broker-failed-${Date.now()}.log`);
+        try {
+          renameSync(logFile, kept);
+          err.message = err.message.split(logFile).join(kept);
+        } catch {
+          // no log was written (failed before the JVM started)
+        }
+        await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+      }
       throw err;
     }
   }
