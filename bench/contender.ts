@@ -1,0 +1,495 @@
+/**
+ * One run of one contender, in a fresh process (started by bench/run.ts):
+ * joins a new consumer group on a pre-produced topic, consumes until the
+ * target count or the time limit, samples memory every 250 ms, writes a
+ * ContenderResult to `spec.out` and exits.
+ *
+ *   node --import tsx bench/contender.ts '<ContenderSpec as JSON>'
+ *
+ * Throughput runs from the first message handled to the last one counted:
+ * connecting and joining the group are excluded.
+ */
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import type {
+  BackpressureConsumer,
+  BackpressureConsumerOptions,
+  InboundMessage,
+} from '../src/index.js';
+import type {
+  ContenderResult,
+  ContenderSpec,
+  LibraryOptions,
+  MemorySample,
+  MemoryStats,
+} from './lib/plan.js';
+
+type LibraryModule = typeof import('../src/index.js');
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as ContenderSpec;
+const startedAt = performance.now();
+const FIRST_MESSAGE_TIMEOUT_MS = 90_000;
+
+/** Counts handled messages; finishes at the target count or `durationMs` after the first. */
+class Meter {
+  count = 0;
+  first = 0;
+  /** Monotonic microseconds, the clock V8's CPU profiles use: the window the profile summary keeps. */
+  firstUs = 0;
+  endUs = 0;
+  end = 0;
+  measured = 0;
+  finished = false;
+  readonly #target: number;
+  readonly #durationMs: number | undefined;
+  readonly #onFirst: (() => void)[] = [];
+  #resolve!: () => void;
+  readonly done = new Promise<void>((resolve) => (this.#resolve = resolve));
+
+  constructor(target: number, durationMs: number | undefined) {
+    this.#target = target;
+    this.#durationMs = durationMs;
+  }
+
+  hit(): void {
+    const count = ++this.count;
+    if (count === 1) {
+      this.first = performance.now();
+      this.firstUs = Number(process.hrtime.bigint() / 1000n);
+      if (this.#durationMs !== undefined) setTimeout(() => this.finish(), this.#durationMs);
+      for (const f of this.#onFirst) f();
+    }
+    if (count === this.#target) this.finish();
+  }
+
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.end = performance.now();
+    this.endUs = Number(process.hrtime.bigint() / 1000n);
+    this.measured = this.count;
+    this.#resolve();
+  }
+
+  firstMessage(): Promise<void> {
+    if (this.count > 0) return Promise.resolve();
+    return new Promise((resolve) => this.#onFirst.push(resolve));
+  }
+}
+
+const meter = new Meter(spec.target, spec.durationMs);
+const samples: MemorySample[] = [];
+let probe: (() => { active: number; inFlight: number }) | undefined;
+const extra: Record<string, number | string | boolean | null> = {};
+
+function sample(): void {
+  const m = process.memoryUsage();
+  const p = probe?.();
+  samples.push({
+    t: meter.count > 0 ? performance.now() - meter.first : -1,
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    arrayBuffers: m.arrayBuffers,
+    ...(p ? { active: p.active, inFlight: p.inFlight } : {}),
+  });
+}
+
+const kafka = new Kafka({
+  clientId: `bench-${spec.contender.id}`,
+  brokers: spec.brokers,
+  logLevel: logLevel.ERROR,
+});
+
+function newConsumer(): Consumer {
+  // Same KafkaJS consumer settings (its defaults) for every contender.
+  const consumer = kafka.consumer({ groupId: spec.groupId });
+  // Fetch round trips inside the measured window: a fetch that waits out
+  // maxWaitTimeInMs (the broker's long poll) shows up as a slow fetch.
+  let fetches = 0;
+  let slowFetches = 0;
+  let maxFetchMs = 0;
+  consumer.on(consumer.events.FETCH, ({ payload }) => {
+    if (meter.count === 0 || meter.finished) return;
+    fetches += 1;
+    if (payload.duration >= 1000) slowFetches += 1;
+    if (payload.duration > maxFetchMs) maxFetchMs = payload.duration;
+    extra['fetches'] = fetches;
+    extra['slowFetches'] = slowFetches;
+    extra['maxFetchMs'] = maxFetchMs;
+  });
+  return consumer;
+}
+
+const handlerDelay = (): Promise<unknown> | undefined =>
+  spec.handlerMs > 0 ? sleep(spec.handlerMs) : undefined;
+
+/** The user's handler in scenarios 1-3: no-op or a timer, then counted. */
+async function handle(_message: unknown): Promise<void> {
+  const delay = handlerDelay();
+  if (delay) await delay;
+  meter.hit();
+}
+
+// ------------------------------------------------------------------ plain KafkaJS
+
+async function runKafkaBatch(): Promise<() => Promise<void>> {
+  const consumer = newConsumer();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [spec.topic], fromBeginning: true });
+  await consumer.run({
+    // eachBatchAutoResolve and autoCommit at their defaults (true).
+    eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+      for (const message of batch.messages) await handle(message);
+      resolveOffset(batch.lastOffset());
+      await heartbeat();
+    },
+  });
+  return () => consumer.disconnect();
+}
+
+async function runKafkaMessage(): Promise<() => Promise<void>> {
+  const consumer = newConsumer();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [spec.topic], fromBeginning: true });
+  await consumer.run({
+    partitionsConsumedConcurrently: spec.contender.partitionsConsumedConcurrently ?? 1,
+    eachMessage: async ({ message }) => handle(message),
+  });
+  return () => consumer.disconnect();
+}
+
+/** The hand-rolled mistake: every batch goes into an unbounded queue, workers drain it. */
+async function runNaiveQueue(): Promise<() => Promise<void>> {
+  const consumer = newConsumer();
+  const queue: (KafkaMessage | undefined)[] = [];
+  let head = 0;
+  let peakQueue = 0;
+  let idle: (() => void)[] = [];
+  let stopped = false;
+  const wakeAll = () => {
+    const waiting = idle;
+    idle = [];
+    for (const wake of waiting) wake();
+  };
+  const worker = async () => {
+    while (!stopped) {
+      if (head < queue.length) {
+        const message = queue[head];
+        queue[head++] = undefined; // done messages are garbage; the backlog is not
+        await handle(message);
+      } else {
+        await new Promise<void>((resolve) => idle.push(resolve));
+      }
+    }
+  };
+  for (let i = 0; i < (spec.contender.workers ?? 16); i++) void worker();
+  probe = () => ({ active: 0, inFlight: queue.length - head });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [spec.topic], fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages) queue.push(message);
+      if (queue.length - head > peakQueue) peakQueue = queue.length - head;
+      wakeAll();
+    },
+  });
+  return async () => {
+    extra['peakQueuedMessages'] = peakQueue;
+    stopped = true;
+    wakeAll();
+    await consumer.disconnect();
+  };
+}
+
+// ------------------------------------------------------------------ the library
+
+async function loadLibrary(): Promise<LibraryModule> {
+  return (await import(pathToFileURL(spec.libPath).href)) as LibraryModule;
+}
+
+function libraryOptions(
+  handler: (message: InboundMessage) => Promise<void>,
+): BackpressureConsumerOptions {
+  const o: LibraryOptions = spec.contender.library ?? {};
+  return { topics: [spec.topic], fromBeginning: true, handler, ...o };
+}
+
+async function startLibrary(
+  handler: (message: InboundMessage) => Promise<void>,
+): Promise<{ lib: BackpressureConsumer; consumer: Consumer }> {
+  const { BackpressureConsumer } = await loadLibrary();
+  const consumer = newConsumer();
+  const lib = new BackpressureConsumer(consumer, libraryOptions(handler));
+  lib.on('consumer.error', ({ error, during }) => {
+    extra['errors'] = Number(extra['errors'] ?? 0) + 1;
+    extra['lastError'] = `${during}: ${error.message}`;
+  });
+  probe = () => ({ active: lib.activeHandlers, inFlight: lib.inFlight });
+  await lib.start();
+  return { lib, consumer };
+}
+
+async function runLibrary(): Promise<() => Promise<void>> {
+  const { lib } = await startLibrary(handle);
+  let queueFull = 0;
+  lib.on('queue.full', () => (queueFull += 1));
+  return async () => {
+    extra['peakInFlight'] = lib.peakInFlight;
+    extra['peakInFlightBytes'] = lib.peakInFlightBytes;
+    extra['queueFullEvents'] = queueFull;
+    await lib.close({ drainTimeoutMs: 1000 });
+  };
+}
+
+// ------------------------------------------------------------------ reaction scenarios
+
+/** A downstream whose latency and health the scenario changes as it goes. */
+const downstream = { delayMs: 0, failing: false, calls: 0, completions: 0 };
+
+async function downstreamHandler(): Promise<void> {
+  downstream.calls += 1;
+  await sleep(downstream.delayMs);
+  if (downstream.failing) throw new Error('downstream unavailable');
+  downstream.completions += 1;
+  meter.hit();
+}
+
+/** Completions per second over the trailing `windowMs`, from a 50 ms ring of counts. */
+function completionRate(windowMs: number): { rate: () => number; stop: () => void } {
+  const points: [number, number][] = [];
+  const timer = setInterval(() => {
+    const now = performance.now();
+    points.push([now, downstream.completions]);
+    while (points.length > 2 && points[0]![0] < now - windowMs) points.shift();
+  }, 50);
+  return {
+    rate: () => {
+      const a = points[0];
+      const b = points[points.length - 1];
+      if (!a || !b || b[0] - a[0] < windowMs * 0.8) return 0;
+      return ((b[1] - a[1]) * 1000) / (b[0] - a[0]);
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+async function until(condition: () => boolean, timeoutMs: number, everyMs = 5): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
+}
+
+const ms = (x: number | undefined, from: number | undefined): number | null =>
+  x === undefined || from === undefined ? null : Math.round((x - from) * 10) / 10;
+
+async function runLatencyJump(): Promise<() => Promise<void>> {
+  const r = spec.reaction!;
+  downstream.delayMs = r.fastMs;
+  const { lib } = await startLibrary(downstreamHandler);
+  let latencyHighAt: number | undefined;
+  let latencyPausedAt: number | undefined;
+  let concurrencyDownAt: number | undefined;
+  let concurrencyTo: number | undefined;
+  let latencySeen: number | undefined;
+  lib.on('latency.high', (e) => {
+    latencyHighAt ??= performance.now();
+    latencySeen ??= e.latencyMs;
+  });
+  lib.on('flow.paused', (e) => {
+    if (e.reason === 'latency') latencyPausedAt ??= performance.now();
+  });
+  lib.on('concurrency.changed', (e) => {
+    if (e.reason !== 'latency-high') return;
+    concurrencyDownAt ??= performance.now();
+    concurrencyTo = e.to;
+  });
+  await meter.firstMessage();
+  const rate = completionRate(r.warmupMs / 2);
+  await sleep(r.warmupMs);
+  extra['warmupRate'] = Math.round(rate.rate());
+  rate.stop();
+  const jumpAt = performance.now();
+  downstream.delayMs = r.slowMs;
+  await until(
+    () => latencyHighAt !== undefined && concurrencyDownAt !== undefined,
+    r.reactTimeoutMs,
+  );
+  extra['jumpToConcurrencyDownMs'] = ms(concurrencyDownAt, jumpAt);
+  extra['jumpToLatencyHighMs'] = ms(latencyHighAt, jumpAt);
+  extra['jumpToLatencyPauseMs'] = ms(latencyPausedAt, jumpAt);
+  const first = [concurrencyDownAt, latencyHighAt].filter((x): x is number => x !== undefined);
+  extra['jumpToReactionMs'] = first.length > 0 ? ms(Math.min(...first), jumpAt) : null;
+  extra['concurrencyAfter'] = concurrencyTo ?? lib.concurrency;
+  extra['latencyAtPauseMs'] = latencySeen === undefined ? null : Math.round(latencySeen);
+  meter.finish();
+  return () => lib.close({ drainTimeoutMs: 500 });
+}
+
+async function runBreaker(): Promise<() => Promise<void>> {
+  const r = spec.reaction!;
+  downstream.delayMs = r.fastMs;
+  const { lib, consumer } = await startLibrary(downstreamHandler);
+  const at: Record<string, number | undefined> = {};
+  let callsWhileOpen = 0;
+  let callsAtOpen = 0;
+  const kafkaAllPaused = () => {
+    const assigned = lib.partitions().length;
+    const paused = consumer.paused().reduce((n, t) => n + t.partitions.length, 0);
+    return assigned > 0 && paused >= assigned;
+  };
+  lib.on('circuit.open', () => {
+    at['open'] ??= performance.now();
+    callsAtOpen = downstream.calls;
+    if (kafkaAllPaused()) at['allPaused'] ??= performance.now();
+  });
+  lib.on('circuit.half-open', () => {
+    at['halfOpen'] ??= performance.now();
+    callsWhileOpen = downstream.calls - callsAtOpen;
+  });
+  lib.on('circuit.closed', () => (at['closed'] ??= performance.now()));
+  await meter.firstMessage();
+  const rate = completionRate(r.warmupMs / 2);
+  await sleep(r.warmupMs);
+  const baseline = rate.rate();
+  extra['warmupRate'] = Math.round(baseline);
+  const failAt = performance.now();
+  downstream.failing = true;
+  const opened = await until(() => at['open'] !== undefined, r.reactTimeoutMs + 20_000);
+  if (!opened) throw new Error('the circuit never opened');
+  if (at['allPaused'] === undefined) {
+    await until(kafkaAllPaused, 10_000, 1);
+    at['allPaused'] = performance.now();
+  }
+  await sleep(Math.max(0, at['open']! + r.recoverAfterOpenMs - performance.now()));
+  const recoverAt = performance.now();
+  downstream.failing = false;
+  const full = await until(
+    () =>
+      at['closed'] !== undefined &&
+      rate.rate() >= r.fullFlowFraction * baseline &&
+      // The trailing window must lie after the circuit closed.
+      performance.now() - at['closed'] >= r.fullFlowWindowMs,
+    r.recoverTimeoutMs,
+    25,
+  );
+  if (full) at['fullFlow'] = performance.now();
+  rate.stop();
+  extra['failToOpenMs'] = ms(at['open'], failAt);
+  extra['openToAllPausedMs'] = ms(at['allPaused'], at['open']);
+  extra['downstreamCallsWhileOpen'] = callsWhileOpen;
+  extra['recoverToHalfOpenMs'] = ms(at['halfOpen'], recoverAt);
+  extra['recoverToClosedMs'] = ms(at['closed'], recoverAt);
+  extra['recoverToFullFlowMs'] = ms(at['fullFlow'], recoverAt);
+  extra['closedToFullFlowMs'] = ms(at['fullFlow'], at['closed']);
+  meter.finish();
+  return () => lib.close({ drainTimeoutMs: 500 });
+}
+
+// ------------------------------------------------------------------ driver
+
+function memoryStats(elapsedMs: number): MemoryStats {
+  const peak = (f: (s: MemorySample) => number) => samples.reduce((m, s) => Math.max(m, f(s)), 0);
+  const at = (fraction: number, f: (s: MemorySample) => number): number => {
+    const t = fraction * elapsedMs;
+    let best: MemorySample | undefined;
+    for (const s of samples) {
+      if (s.t < 0) continue;
+      if (!best || Math.abs(s.t - t) < Math.abs(best.t - t)) best = s;
+    }
+    return best ? f(best) : 0;
+  };
+  const quartiles = (f: (s: MemorySample) => number) =>
+    [at(0.25, f), at(0.5, f), at(0.75, f), at(1, f)] as const;
+  return {
+    peakRss: peak((s) => s.rss),
+    peakHeapUsed: peak((s) => s.heapUsed),
+    peakExternal: peak((s) => s.external),
+    peakArrayBuffers: peak((s) => s.arrayBuffers),
+    rssAt: quartiles((s) => s.rss),
+    heapUsedAt: quartiles((s) => s.heapUsed),
+  };
+}
+
+async function main(): Promise<void> {
+  const sampler = setInterval(sample, 250);
+  const runners: Record<ContenderSpec['contender']['kind'], () => Promise<() => Promise<void>>> = {
+    'kafkajs-batch': runKafkaBatch,
+    'kafkajs-message': runKafkaMessage,
+    'kafkajs-naive-queue': runNaiveQueue,
+    library: runLibrary,
+    'library-latency-jump': runLatencyJump,
+    'library-breaker': runBreaker,
+  };
+  const watchdog = setTimeout(() => {
+    if (meter.count === 0) fail(new Error('no message within 90 s'));
+  }, FIRST_MESSAGE_TIMEOUT_MS);
+  const stop = await runners[spec.contender.kind]();
+  await meter.done;
+  clearTimeout(watchdog);
+  sample();
+  clearInterval(sampler);
+  const elapsedMs = meter.end - meter.first;
+  const result: ContenderResult = {
+    scenario: spec.scenario,
+    contender: spec.contender.id,
+    round: spec.round,
+    ok: true,
+    messages: meter.measured,
+    elapsedMs,
+    rate: elapsedMs > 0 ? (meter.measured * 1000) / elapsedMs : 0,
+    startupMs: meter.first - startedAt,
+    memory: memoryStats(elapsedMs),
+    ...(spec.scenario === 'memory' ? { samples } : {}),
+    extra,
+    loadavg: [loadavg()[0]!, loadavg()[1]!],
+  };
+  // Closing is outside the measurement; give it a bounded time.
+  await Promise.race([stop().catch(() => undefined), sleep(10_000)]);
+  const active = samples.filter((s) => s.t >= 0 && s.active !== undefined);
+  if (active.length > 0) {
+    extra['meanActiveHandlers'] =
+      Math.round((active.reduce((n, s) => n + (s.active ?? 0), 0) / active.length) * 10) / 10;
+  }
+  writeFileSync(spec.out, JSON.stringify(result));
+  writeProfileWindow();
+  process.exit(0);
+}
+
+/** Next to the .cpuprofile, when run under --cpu-prof: the measured window for bench/profile-summary.ts. */
+function writeProfileWindow(): void {
+  const flag = (name: string) =>
+    process.execArgv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const dir = flag('cpu-prof-dir');
+  if (!dir) return;
+  const file = join(dir, 'window.json');
+  writeFileSync(file, JSON.stringify({ startUs: meter.firstUs, endUs: meter.endUs }));
+}
+
+function fail(error: unknown): never {
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  const result = {
+    scenario: spec.scenario,
+    contender: spec.contender.id,
+    round: spec.round,
+    ok: false,
+    error: message,
+  };
+  try {
+    writeFileSync(spec.out, JSON.stringify(result));
+  } catch {
+    // the orchestrator reports the exit code instead
+  }
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+main().catch(fail);

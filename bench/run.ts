@@ -1,0 +1,701 @@
+/**
+ * `npm run bench`: what kafkajs-backpressure costs and what it buys, measured
+ * side by side with plain KafkaJS on the same broker and topic.
+ *
+ *   npm run bench                                # every scenario, 3 rounds
+ *   npm run bench -- --scenario overhead --rounds 5
+ *   npm run bench -- --quick                     # small and fast: a CI smoke check
+ *   npm run bench -- --scenario overhead --messages 500000
+ *   npm run bench -- --scenario overhead --profile   # --cpu-prof every contender
+ *   npm run bench -- --lib /tmp/patched/src/index.ts # the library from elsewhere
+ *
+ * Every contender run is a fresh child process (bench/contender.ts) with its
+ * own new consumer group on the same pre-produced topic, so memory figures are
+ * per contender and runs do not disturb each other. Contenders alternate
+ * within a round (A B C, then C B A, ...) and the table shows medians over
+ * rounds; ratios are taken within a round, then the median of those, because
+ * shared machines are noisy and neighbours in time see the same noise.
+ *
+ * Writes bench/results/latest.json and bench/results/latest.md, and prints
+ * the markdown.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
+import {
+  makePlan,
+  SCENARIOS,
+  type ContenderDef,
+  type ContenderResult,
+  type ContenderSpec,
+  type Plan,
+  type ScenarioName,
+  type TopicPlan,
+} from './lib/plan.js';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH_DIR, '..');
+const RESULTS_DIR = join(BENCH_DIR, 'results');
+const KAFKA_VERSION = kafkaVersion();
+
+const { values: flags } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'all' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    messages: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    lib: { type: 'string' },
+    tsx: { type: 'boolean', default: false },
+    contenders: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (flags.help) {
+  process.stdout.write(
+    [
+      'usage: npm run bench -- [options]',
+      '  --scenario overhead|slow|memory|reaction|all   (default all; a comma list works too)',
+      '  --rounds N        rounds of alternating contenders (default 3, 1 with --quick)',
+      '  --quick           small sizes, short runs: a smoke check under 2 minutes',
+      '  --messages N      messages in the overhead topic (default 300000)',
+      '  --profile         run every contender under --cpu-prof (bench/results/profiles)',
+      '  --lib PATH        benchmark the library entry at PATH instead of src/index.ts',
+      '  --tsx             import the TypeScript entry through tsx instead of bundling it',
+      '  --contenders a,b  only these contender ids (plus each scenario reference)',
+      '',
+    ].join('\n'),
+  );
+  process.exit(0);
+}
+
+const positive = (name: string, raw: string | undefined): number | undefined => {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} expects a positive integer`);
+  return n;
+};
+
+const plan = makePlan({
+  quick: flags.quick ?? false,
+  ...(flags.rounds !== undefined ? { rounds: positive('rounds', flags.rounds)! } : {}),
+  ...(flags.messages !== undefined ? { messages: positive('messages', flags.messages)! } : {}),
+});
+const scenarios: ScenarioName[] =
+  flags.scenario === 'all'
+    ? [...SCENARIOS]
+    : (flags.scenario ?? '').split(',').map((s) => {
+        if (!(SCENARIOS as readonly string[]).includes(s))
+          throw new Error(`--scenario: unknown "${s}" (overhead, slow, memory, reaction, all)`);
+        return s as ScenarioName;
+      });
+const only = flags.contenders?.split(',');
+const libEntry = resolve(flags.lib ?? join(ROOT, 'src', 'index.ts'));
+// Under node_modules: the bundle's external imports resolve from there, and
+// git, eslint and prettier already leave it alone.
+const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'kafkajs-backpressure-bench');
+let libPath = libEntry;
+
+/**
+ * Bundles the library entry the way tsup builds dist/ (esbuild, ESM, node20,
+ * p-limit inlined, other dependencies external), so contenders run what users
+ * run: tsx would add its per-function `__name` helper calls and lose line
+ * numbers in CPU profiles.
+ */
+async function buildLibrary(): Promise<string> {
+  const { build } = await import('esbuild');
+  const outfile = join(BUILD_DIR, `lib-${runId}.js`);
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+  await build({
+    entryPoints: [libEntry],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    nodePaths: [join(ROOT, 'node_modules')],
+    external: ['kafkajs', 'opossum', 'eventemitter3', 'bottleneck', 'prom-client'],
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+const brokers = (process.env['KAFKA_BROKERS'] ?? '')
+  .split(',')
+  .map((b) => b.trim())
+  .filter(Boolean);
+if (brokers.length === 0) {
+  process.stderr.write(
+    'KAFKA_BROKERS is not set: run `npm run bench` (it starts a local broker) or set it.\n',
+  );
+  process.exit(2);
+}
+
+const runId = Date.now().toString(36);
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const kafka = new Kafka({ clientId: 'bench-setup', brokers, logLevel: logLevel.ERROR });
+
+// ------------------------------------------------------------------ setup
+
+async function createTopic(topic: string, t: TopicPlan): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: t.partitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Large batches, acks 1, no compression, a few requests in flight. */
+async function produce(topic: string, t: TopicPlan): Promise<number> {
+  const started = performance.now();
+  await createTopic(topic, t);
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  const value = randomBytes(t.valueBytes);
+  const keys = Array.from({ length: t.keys }, (_, i) => Buffer.from(`key-${i}`));
+  // Keep each partition's record batch near 512 KB: under the broker's 1 MB
+  // message.max.bytes, and typical of what consumers see.
+  const chunk = Math.max(
+    t.partitions,
+    Math.min(12_000, Math.floor((512 * 1024 * t.partitions) / (t.valueBytes + 40))),
+  );
+  let next = 0;
+  const sender = async () => {
+    while (next < t.messages) {
+      const from = next;
+      const to = Math.min(t.messages, from + chunk);
+      next = to;
+      const messages: Message[] = [];
+      for (let i = from; i < to; i++) messages.push({ key: keys[i % t.keys]!, value });
+      await producer.send({ topic, acks: 1, messages });
+    }
+  };
+  await Promise.all([sender(), sender(), sender(), sender()]);
+  await producer.disconnect();
+  const seconds = (performance.now() - started) / 1000;
+  const mb = (t.messages * t.valueBytes) / 1e6;
+  log(
+    `${topic}: ${t.messages} x ${t.valueBytes} B (${mb.toFixed(0)} MB) produced in ${seconds.toFixed(1)} s`,
+  );
+  return seconds;
+}
+
+// ------------------------------------------------------------------ contenders
+
+function runContender(spec: ContenderSpec, timeoutMs: number): Promise<ContenderResult> {
+  const nodeArgs = ['--import', 'tsx'];
+  if (flags.profile) {
+    // One directory per run: every thread (tsx's module-hooks worker too)
+    // writes its own profile; bench/profile-summary.ts picks the main one.
+    const dir = join(
+      RESULTS_DIR,
+      'profiles',
+      `${spec.scenario}-${spec.contender.id}-r${spec.round}`,
+    );
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+  }
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, join(BENCH_DIR, 'contender.ts'), JSON.stringify(spec)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
+  );
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 100_000) output = output.slice(-50_000);
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolvePromise) => {
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      let result: ContenderResult | undefined;
+      try {
+        result = JSON.parse(readFileSync(spec.out, 'utf8')) as ContenderResult;
+        rmSync(spec.out, { force: true });
+      } catch {
+        result = undefined;
+      }
+      if (!result || !result.ok || code !== 0) {
+        const why = result?.error ?? `exit ${code ?? signal}`;
+        log(`${spec.scenario}/${spec.contender.id} round ${spec.round} FAILED: ${why}`);
+        if (output.trim()) log(`output:\n${output.trim().split('\n').slice(-30).join('\n')}`);
+        resolvePromise({ ...(result ?? emptyResult(spec)), ok: false, error: why });
+        return;
+      }
+      resolvePromise(result);
+    });
+  });
+}
+
+function emptyResult(spec: ContenderSpec): ContenderResult {
+  return {
+    scenario: spec.scenario,
+    contender: spec.contender.id,
+    round: spec.round,
+    ok: false,
+    messages: 0,
+    elapsedMs: 0,
+    rate: 0,
+    startupMs: 0,
+    memory: {
+      peakRss: 0,
+      peakHeapUsed: 0,
+      peakExternal: 0,
+      peakArrayBuffers: 0,
+      rssAt: [0, 0, 0, 0],
+      heapUsedAt: [0, 0, 0, 0],
+    },
+    extra: {},
+    loadavg: [0, 0],
+  };
+}
+
+interface ScenarioSetup {
+  topic: string;
+  target: number;
+  durationMs: number | undefined;
+  handlerMs: number;
+}
+
+function setupOf(scenario: ScenarioName, p: Plan): Omit<ScenarioSetup, 'topic'> {
+  switch (scenario) {
+    case 'overhead':
+      return { target: p.overhead.messages, durationMs: undefined, handlerMs: 0 };
+    case 'slow':
+      return {
+        target: p.slow.messages,
+        durationMs: p.slow.durationMs,
+        handlerMs: p.slow.handlerMs,
+      };
+    case 'memory':
+      return {
+        target: p.memory.messages,
+        durationMs: p.memory.durationMs,
+        handlerMs: p.memory.handlerMs,
+      };
+    case 'reaction':
+      return { target: Number.MAX_SAFE_INTEGER, durationMs: undefined, handlerMs: 0 };
+  }
+}
+
+async function runScenario(scenario: ScenarioName): Promise<ContenderResult[]> {
+  const topicPlan: TopicPlan = plan[scenario];
+  const topic = `bench-${scenario}-${runId}`;
+  const produceSeconds = await produce(topic, topicPlan);
+  setupSeconds[scenario] = produceSeconds;
+  const setup = { topic, ...setupOf(scenario, plan) };
+  const defs = plan.contenders[scenario].filter((c) => !only || c.reference || only.includes(c.id));
+  const results: ContenderResult[] = [];
+  for (let round = 1; round <= plan.rounds; round++) {
+    const order = round % 2 === 1 ? defs : [...defs].reverse();
+    for (const def of order) {
+      const result = await runOnce(scenario, def, round, setup);
+      results.push(result);
+      log(`${scenario} r${round} ${def.id}: ${summaryLine(scenario, result)}`);
+    }
+  }
+  return results;
+}
+
+function runOnce(
+  scenario: ScenarioName,
+  def: ContenderDef,
+  round: number,
+  setup: ScenarioSetup,
+): Promise<ContenderResult> {
+  const spec: ContenderSpec = {
+    scenario,
+    contender: def,
+    round,
+    brokers,
+    topic: setup.topic,
+    groupId: `bench-${scenario}-${def.id}-r${round}-${runId}`,
+    target: setup.target,
+    durationMs: setup.durationMs,
+    handlerMs: setup.handlerMs,
+    reaction: scenario === 'reaction' ? plan.reaction : undefined,
+    libPath,
+    out: join(tmpdir(), `kafkajs-bp-bench-${runId}-${scenario}-${def.id}-${round}.json`),
+  };
+  return runContender(spec, (setup.durationMs ?? 0) + 240_000);
+}
+
+function summaryLine(scenario: ScenarioName, r: ContenderResult): string {
+  if (!r.ok) return 'failed';
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+  if (scenario === 'reaction') {
+    return Object.entries(r.extra)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+  }
+  return (
+    `${Math.round(r.rate)} msg/s (${r.messages} in ${(r.elapsedMs / 1000).toFixed(1)} s), ` +
+    `peak RSS ${mb(r.memory.peakRss)}, startup ${(r.startupMs / 1000).toFixed(1)} s, ` +
+    `load ${r.loadavg[0].toFixed(1)}`
+  );
+}
+
+// ------------------------------------------------------------------ report
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+interface ContenderSummary {
+  id: string;
+  label: string;
+  reference: boolean;
+  runs: number;
+  failed: number;
+  rate: { median: number; min: number; max: number; all: number[] };
+  /** Median over rounds of (this rate / the reference's rate in the same round). */
+  ratio: number | null;
+  peakRss: { median: number; max: number };
+  peakHeapUsed: { median: number; max: number };
+  peakExternal: { median: number; max: number };
+  rssAt: number[];
+  heapUsedAt: number[];
+  extra: Record<string, number | null>;
+}
+
+function summarize(scenario: ScenarioName, results: ContenderResult[]): ContenderSummary[] {
+  const defs = plan.contenders[scenario].filter((c) => results.some((r) => r.contender === c.id));
+  const ref = defs.find((d) => d.reference);
+  const refByRound = new Map(
+    results.filter((r) => r.ok && r.contender === ref?.id).map((r) => [r.round, r.rate]),
+  );
+  return defs.map((def) => {
+    const all = results.filter((r) => r.contender === def.id);
+    const ok = all.filter((r) => r.ok);
+    const rates = ok.map((r) => r.rate);
+    const ratios = ok
+      .filter((r) => refByRound.has(r.round))
+      .map((r) => r.rate / refByRound.get(r.round)!);
+    const keys = new Set(ok.flatMap((r) => Object.keys(r.extra)));
+    const extra: Record<string, number | null> = {};
+    for (const key of keys) {
+      const values = ok.map((r) => r.extra[key]).filter((v): v is number => typeof v === 'number');
+      extra[key] = values.length > 0 ? median(values) : null;
+    }
+    const m = (f: (r: ContenderResult) => number) => ({
+      median: median(ok.map(f)),
+      max: Math.max(...ok.map(f)),
+    });
+    return {
+      id: def.id,
+      label: def.label,
+      reference: def.reference ?? false,
+      runs: all.length,
+      failed: all.length - ok.length,
+      rate: { median: median(rates), min: Math.min(...rates), max: Math.max(...rates), all: rates },
+      ratio: def.reference || ratios.length === 0 ? null : median(ratios),
+      peakRss: m((r) => r.memory.peakRss),
+      peakHeapUsed: m((r) => r.memory.peakHeapUsed),
+      peakExternal: m((r) => r.memory.peakExternal),
+      rssAt: [0, 1, 2, 3].map((i) => median(ok.map((r) => r.memory.rssAt[i]!))),
+      heapUsedAt: [0, 1, 2, 3].map((i) => median(ok.map((r) => r.memory.heapUsedAt[i]!))),
+      extra,
+    };
+  });
+}
+
+const MB = (b: number) => (Number.isFinite(b) ? `${Math.round(b / 2 ** 20)}` : 'n/a');
+const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+const fixed = (x: number | null | undefined, d = 2) =>
+  x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(d);
+const msCell = (x: number | null | undefined) => (x === null || x === undefined ? 'none' : int(x));
+
+function machine(): Record<string, string | number> {
+  const cpu = cpus();
+  return {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    os: `${platform()} ${release()}`,
+    node: process.version,
+    kafka: `Kafka ${KAFKA_VERSION} single broker on loopback`,
+  };
+}
+
+function gitDescribe(): string {
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  const dirty = spawnSync('git', ['status', '--porcelain', '--', 'src'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  const sha = head.stdout?.trim() || 'unknown';
+  return dirty.stdout?.trim() ? `${sha} (src/ modified)` : sha;
+}
+
+function kafkaVersion(): string {
+  try {
+    const pom = readFileSync(join(ROOT, 'scripts', 'kafka', 'pom.xml'), 'utf8');
+    return /<kafka\.version>([^<]+)</.exec(pom)?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+interface Target {
+  target: string;
+  figure: string;
+  met: boolean | null;
+}
+
+function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
+  markdown: string;
+  targets: Target[];
+} {
+  const m = machine();
+  const lines: string[] = [];
+  const targets: Target[] = [];
+  lines.push(`### Benchmark results${plan.quick ? ' (--quick: smoke sizes, not comparable)' : ''}`);
+  lines.push('');
+  lines.push(
+    `Machine: ${m['cpu']}, ${m['cores']} cores, ${m['memoryGiB']} GiB RAM, ${m['os']}, ` +
+      `Node ${m['node']}, ${m['kafka']}. Commit ${gitDescribe()}, ${new Date().toISOString()}. ` +
+      `${plan.rounds} round(s), contenders alternating, medians shown; ratios are medians of ` +
+      `same-round ratios. Load average ${loadStart.map((x) => x.toFixed(1)).join('/')} at start, ` +
+      `${loadavg()
+        .slice(0, 2)
+        .map((x) => x.toFixed(1))
+        .join('/')} at end (shared machine: prefer the ratios).`,
+  );
+  const s1 = summaries.overhead;
+  if (s1) {
+    const o = plan.overhead;
+    lines.push('');
+    lines.push(
+      `#### 1. Overhead: no-op async handler, ${int(o.messages)} messages of ${o.valueBytes} B, ` +
+        `${o.partitions} partitions, library at default limits`,
+    );
+    lines.push('');
+    lines.push(
+      '| contender | msg/s (median) | range | ratio to KafkaJS | peak RSS MB | fetches | fetches ≥ 1 s |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const c of s1) {
+      lines.push(
+        `| ${c.label} | ${int(c.rate.median)} | ${int(c.rate.min)}–${int(c.rate.max)} | ` +
+          `${c.reference ? '1.00' : fixed(c.ratio)} | ${MB(c.peakRss.median)} | ` +
+          `${int(c.extra['fetches'] ?? Number.NaN)} | ${int(c.extra['slowFetches'] ?? 0)} |`,
+      );
+    }
+    const p = s1.find((c) => c.id === 'lib-partition');
+    if (p)
+      targets.push({
+        target: '1. partition mode ≥ 0.90 of plain KafkaJS (no-op handler)',
+        figure: fixed(p.ratio),
+        met: p.ratio === null ? null : p.ratio >= 0.9,
+      });
+  }
+  const s2 = summaries.slow;
+  if (s2) {
+    const o = plan.slow;
+    lines.push('');
+    lines.push(
+      `#### 2. Slow downstream: handler awaits ${o.handlerMs} ms, ${o.keys} keys, ` +
+        `${o.partitions} partitions, ${o.durationMs / 1000} s per run`,
+    );
+    lines.push('');
+    lines.push(
+      '| contender | msg/s (median) | ratio to KafkaJS | bound msg/s | of bound | mean active handlers |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|');
+    for (const c of s2) {
+      const def = plan.contenders.slow.find((d) => d.id === c.id)!;
+      const conc = def.library?.concurrency ?? def.partitionsConsumedConcurrently ?? 1;
+      const bound = (conc * 1000) / o.handlerMs;
+      lines.push(
+        `| ${c.label} | ${int(c.rate.median)} | ${c.reference ? '1.00' : fixed(c.ratio, 1)} | ` +
+          `${int(bound)} | ${fixed((c.rate.median / bound) * 100, 0)}% | ` +
+          `${c.extra['meanActiveHandlers'] === undefined ? '–' : fixed(c.extra['meanActiveHandlers'], 0)} |`,
+      );
+    }
+    const c256 = s2.find((c) => c.id === 'lib-key-256');
+    if (c256) {
+      const bound = (256 * 1000) / o.handlerMs;
+      const noop = s1?.find((c) => c.id === 'lib-key')?.rate.median;
+      const goal = Math.min(0.8 * bound, noop ?? Number.POSITIVE_INFINITY);
+      targets.push({
+        target:
+          `2. key mode, concurrency 256: ≥ 80% of the bound (${int(0.8 * bound)} msg/s)` +
+          (noop !== undefined ? ` or the no-op key-mode rate (${int(noop)}) if lower` : ''),
+        figure: `${int(c256.rate.median)} msg/s = ${fixed((c256.rate.median / bound) * 100, 0)}% of bound`,
+        met: c256.rate.median >= goal,
+      });
+    }
+  }
+  const s3 = summaries.memory;
+  if (s3) {
+    const o = plan.memory;
+    lines.push('');
+    lines.push(
+      `#### 3. Memory under a backlog: ${Math.round((o.messages * o.valueBytes) / 1e6)} MB in ` +
+        `${o.valueBytes / 1024} KB messages, handler ${o.handlerMs} ms at concurrency ${o.concurrency}, ` +
+        `${o.durationMs / 1000} s per run`,
+    );
+    lines.push('');
+    lines.push(
+      '| contender | msg/s | peak messages held | peak RSS MB | peak heap MB | peak external MB | RSS MB at 25/50/75/100% | heap MB at 25/50/75/100% |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const c of s3) {
+      const held = c.extra['peakQueuedMessages'] ?? c.extra['peakInFlight'];
+      lines.push(
+        `| ${c.label} | ${int(c.rate.median)} | ${held == null ? 'n/a' : int(held)} | ` +
+          `${MB(c.peakRss.median)} (max ${MB(c.peakRss.max)}) | ` +
+          `${MB(c.peakHeapUsed.median)} | ${MB(c.peakExternal.median)} | ` +
+          `${c.rssAt.map(MB).join(' / ')} | ${c.heapUsedAt.map(MB).join(' / ')} |`,
+      );
+    }
+    const lib = s3.find((c) => !c.reference);
+    if (lib) {
+      const growth = (lib.rssAt[3]! - lib.rssAt[0]!) / lib.rssAt[0]!;
+      targets.push({
+        target: '3. library peak RSS < 250 MB and flat over the run',
+        figure:
+          `peak ${MB(lib.peakRss.max)} MB (max of rounds); RSS ${growth >= 0 ? '+' : ''}` +
+          `${fixed(growth * 100, 0)}% from 25% to 100% of the run`,
+        met: lib.peakRss.max < 250 * 2 ** 20 && Math.abs(growth) <= 0.1,
+      });
+    }
+  }
+  const s4 = summaries.reaction;
+  if (s4) {
+    const r = plan.reaction;
+    const jump = s4.find((c) => c.id === 'latency-jump');
+    const breaker = s4.find((c) => c.id === 'breaker');
+    const jumpDef = plan.contenders.reaction.find((d) => d.id === 'latency-jump')!;
+    const breakerDef = plan.contenders.reaction.find((d) => d.id === 'breaker')!;
+    lines.push('');
+    lines.push(
+      `#### 4. Reaction (key mode, concurrency 32; latency trigger ${JSON.stringify(jumpDef.library?.latency)}, ` +
+        `adaptive concurrency ${JSON.stringify(jumpDef.library?.adaptiveConcurrency)}, circuit breaker ` +
+        `${JSON.stringify(breakerDef.library?.circuitBreaker)} over its defaults; ` +
+        `downstream ${r.fastMs} ms, then ${r.slowMs} ms or failing)`,
+    );
+    lines.push('');
+    lines.push('| measure | ms (median) |');
+    lines.push('|---|---:|');
+    const row = (label: string, v: number | null | undefined) =>
+      lines.push(`| ${label} | ${msCell(v)} |`);
+    if (jump) {
+      row(`latency ${r.fastMs} → ${r.slowMs} ms: first reaction`, jump.extra['jumpToReactionMs']);
+      row('… concurrency limit lowered (AIMD)', jump.extra['jumpToConcurrencyDownMs']);
+      row(
+        '… latency.high (pause reason `latency` on every partition)',
+        jump.extra['jumpToLatencyHighMs'],
+      );
+    }
+    if (breaker) {
+      row('downstream fails → circuit open', breaker.extra['failToOpenMs']);
+      row('circuit open → every partition paused', breaker.extra['openToAllPausedMs']);
+      row('downstream recovers → circuit half-open', breaker.extra['recoverToHalfOpenMs']);
+      row('downstream recovers → circuit closed', breaker.extra['recoverToClosedMs']);
+      row(
+        `downstream recovers → full flow (≥ ${r.fullFlowFraction * 100}% of the warm-up rate)`,
+        breaker.extra['recoverToFullFlowMs'],
+      );
+      row('… of which circuit closed → full flow', breaker.extra['closedToFullFlowMs']);
+      lines.push(
+        `| downstream calls while the circuit was open (count) | ${msCell(breaker.extra['downstreamCallsWhileOpen'])} |`,
+      );
+      targets.push({
+        target: '4. reaction times (reported, no target)',
+        figure:
+          `latency jump ${msCell(jump?.extra['jumpToReactionMs'])} ms, open → paused ` +
+          `${msCell(breaker.extra['openToAllPausedMs'])} ms, recovery → full flow ` +
+          `${msCell(breaker.extra['recoverToFullFlowMs'])} ms`,
+        met: null,
+      });
+    }
+  }
+  if (targets.length > 0) {
+    lines.push('');
+    lines.push('#### Targets');
+    lines.push('');
+    lines.push('| target | figure | met |');
+    lines.push('|---|---|---|');
+    for (const t of targets)
+      lines.push(`| ${t.target} | ${t.figure} | ${t.met === null ? '–' : t.met ? 'yes' : 'no'} |`);
+  }
+  lines.push('');
+  return { markdown: lines.join('\n'), targets };
+}
+
+// ------------------------------------------------------------------ main
+
+const loadStart = loadavg().slice(0, 2);
+const setupSeconds: Partial<Record<ScenarioName, number>> = {};
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  if (!flags.tsx) libPath = await buildLibrary();
+  log(
+    `scenarios ${scenarios.join(', ')}; ${plan.rounds} round(s)${plan.quick ? ', quick' : ''}; ` +
+      `brokers ${brokers.join(',')}; library ${libPath}`,
+  );
+  const raw: Partial<Record<ScenarioName, ContenderResult[]>> = {};
+  const summaries: Partial<Record<ScenarioName, ContenderSummary[]>> = {};
+  for (const scenario of scenarios) {
+    const t = performance.now();
+    raw[scenario] = await runScenario(scenario);
+    summaries[scenario] = summarize(scenario, raw[scenario]);
+    log(`${scenario} done in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+  }
+  const { markdown, targets } = report(summaries);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const json = {
+    when: new Date().toISOString(),
+    commit: gitDescribe(),
+    machine: machine(),
+    loadavg: { start: loadStart, end: loadavg().slice(0, 2) },
+    flags,
+    library: { entry: libEntry, loaded: libPath, via: flags.tsx ? 'tsx' : 'esbuild bundle' },
+    plan,
+    setupSeconds,
+    totalSeconds: Math.round((performance.now() - started) / 1000),
+    targets,
+    summaries,
+    runs: raw,
+  };
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(RESULTS_DIR, 'latest.md'), markdown);
+  process.stdout.write(`\n${markdown}\n`);
+  log(
+    `done in ${json.totalSeconds} s; wrote bench/results/latest.json and bench/results/latest.md`,
+  );
+  const failed = Object.values(raw).some((rs) => rs.some((r) => !r.ok));
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `[bench] ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});
