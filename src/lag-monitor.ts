@@ -28,6 +28,8 @@ import {
   nonEmptyString,
   number,
   plainObject,
+  logger as validLogger,
+  clock as validClock,
 } from './validate.js';
 
 /** The admin calls the monitor makes; a KafkaJS `Admin` (`kafka.admin()`) has them all. */
@@ -223,23 +225,8 @@ export function resolveLagMonitorOptions(input: LagMonitorOptions): ResolvedLagM
     }),
   });
 
-  const logger = raw['logger'] as Logger | undefined;
-  if (
-    logger !== undefined &&
-    !['debug', 'info', 'warn', 'error'].every(
-      (m) => typeof (logger as unknown as Record<string, unknown>)[m] === 'function',
-    )
-  ) {
-    throw new ConfigError(
-      'logger',
-      'an object with debug, info, warn and error methods (pino-shaped)',
-      logger,
-    );
-  }
-  const clock = raw['clock'] as Clock | undefined;
-  if (clock !== undefined && typeof clock?.now !== 'function') {
-    throw new ConfigError('clock', 'an object with a now() method', clock);
-  }
+  const logger = validLogger('logger', raw['logger']);
+  const clock = validClock('clock', raw['clock']);
 
   return Object.freeze({
     groupId,

@@ -12,6 +12,8 @@ import {
   optionalFunction,
   plainObject,
   requiredFunction,
+  logger as validLogger,
+  clock as validClock,
 } from './validate.js';
 
 export type OrderingMode = 'partition' | 'key' | 'unordered';
@@ -564,25 +566,8 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
     });
   }
 
-  const logger = raw['logger'] as Logger | undefined;
-  if (
-    logger !== undefined &&
-    (typeof logger !== 'object' ||
-      logger === null ||
-      !['debug', 'info', 'warn', 'error'].every(
-        (m) => typeof (logger as unknown as Record<string, unknown>)[m] === 'function',
-      ))
-  ) {
-    throw new ConfigError(
-      'logger',
-      'an object with debug, info, warn and error methods (pino-shaped)',
-      logger,
-    );
-  }
-  const clock = raw['clock'] as Clock | undefined;
-  if (clock !== undefined && typeof clock?.now !== 'function') {
-    throw new ConfigError('clock', 'an object with a now() method', clock);
-  }
+  const logger = validLogger('logger', raw['logger']);
+  const clock = validClock('clock', raw['clock']);
 
   const handlerTimeoutMs = duration('handlerTimeoutMs', raw['handlerTimeoutMs'], 30_000, {
     min: 1,

@@ -1,4 +1,6 @@
 import { ConfigError } from './errors.js';
+import type { Clock } from './clock.js';
+import type { Logger } from './logger.js';
 
 /**
  * Small checkers used by every `resolve...Options()` function. Each returns
@@ -135,4 +137,32 @@ export function below(lowOption: string, low: number, highOption: string, high: 
 function rangeText(kind: string, min: number, max: number): string {
   if (max === Number.MAX_SAFE_INTEGER) return `${kind} >= ${min}`;
   return `${kind} between ${min} and ${max}`;
+}
+
+/** A pino-shaped logger, or undefined. */
+export function logger(option: string, value: unknown): Logger | undefined {
+  if (value === undefined) return undefined;
+  const ok =
+    typeof value === 'object' &&
+    value !== null &&
+    ['debug', 'info', 'warn', 'error'].every(
+      (m) => typeof (value as Record<string, unknown>)[m] === 'function',
+    );
+  if (!ok) {
+    throw new ConfigError(
+      option,
+      'an object with debug, info, warn and error methods (pino-shaped)',
+      value,
+    );
+  }
+  return value as Logger;
+}
+
+/** An injected clock, or undefined. */
+export function clock(option: string, value: unknown): Clock | undefined {
+  if (value === undefined) return undefined;
+  if (typeof (value as { now?: unknown } | null)?.now !== 'function') {
+    throw new ConfigError(option, 'an object with a now() method', value);
+  }
+  return value as Clock;
 }

@@ -305,3 +305,19 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/** Waits until the group's committed offsets equal the topic's end offsets on every partition. */
+export async function expectCommittedAtEnd(groupId: string, topic: string): Promise<void> {
+  const ends = await endOffsets(topic);
+  await waitFor(
+    async () => {
+      const committed = await committedOffsets(groupId, topic);
+      return [...ends].every(([partition, end]) => committed.get(partition) === end);
+    },
+    {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      message: `group ${groupId} did not commit to the end of ${topic}`,
+    },
+  );
+}

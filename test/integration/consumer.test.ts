@@ -5,7 +5,7 @@ import {
   committedOffsets,
   createTopic,
   disconnectAll,
-  endOffsets,
+  expectCommittedAtEnd,
   newKafka,
   produceMessages,
   uniqueName,
@@ -42,21 +42,6 @@ afterAll(async () => {
   await Promise.all(open.map((c) => c.close({ drainTimeoutMs: 1000 }).catch(() => undefined)));
   await disconnectAll();
 });
-
-async function expectCommittedAtEnd(groupId: string, topic: string): Promise<void> {
-  const ends = await endOffsets(topic);
-  await waitFor(
-    async () => {
-      const committed = await committedOffsets(groupId, topic);
-      return [...ends].every(([partition, end]) => committed.get(partition) === end);
-    },
-    {
-      timeoutMs: 30_000,
-      intervalMs: 250,
-      message: `group ${groupId} did not commit to the end of ${topic}`,
-    },
-  );
-}
 
 function messages(count: number, keys: number, size = 16) {
   return Array.from({ length: count }, (_, i) => ({

@@ -12,6 +12,7 @@ import {
   committedOffsets,
   createTopic,
   disconnectAll,
+  expectCommittedAtEnd,
   endOffsets,
   newKafka,
   produceMessages,
@@ -82,17 +83,6 @@ async function readAll(topic: string, expected: number) {
     await reader.disconnect();
   }
   return out;
-}
-
-async function expectCommittedAtEnd(groupId: string, topic: string): Promise<void> {
-  const ends = await endOffsets(topic);
-  await waitFor(
-    async () => {
-      const committed = await committedOffsets(groupId, topic);
-      return [...ends].every(([partition, end]) => committed.get(partition) === end);
-    },
-    { timeoutMs: 30_000, message: `group ${groupId} did not commit to the end of ${topic}` },
-  );
 }
 
 const header = (headers: IHeaders, name: string) => headers[name]?.toString();
