@@ -128,7 +128,7 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
       keys: 1000,
       partitions: 6,
       handlerMs: 20,
-      durationMs: q ? 4000 : 20_000,
+      durationMs: q ? 4000 : 30_000,
       concurrency: 16,
       maxInFlightBytes: 16 * MiB,
     },
