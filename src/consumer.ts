@@ -70,6 +70,8 @@ export interface CloseOptions {
 }
 
 const HEARTBEAT_POLL_MS = 500;
+/** How long a partition at its fair share waits in place for capacity before pausing. */
+const FAIR_WAIT_MS = 250;
 
 /**
  * Wraps a KafkaJS consumer you created so that it consumes as fast as the
@@ -365,17 +367,26 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         // Blocked on capacity is the high mark, even when the last message
         // left the counters just short of the limit.
         if (!this.#queueFull) this.#setQueueFull(true);
-        if (state.tracker.pendingCount >= this.#fairShare()) {
-          // This partition already holds its share of a contended budget:
-          // waiting here would hand it every slot that frees up while the
-          // other partitions' batches queue behind it. Pause it instead; the
-          // rest of the batch is fetched again after it resumes.
+        // Fairness without throwing fetched data away: a partition already
+        // holding its share of a contended budget waits in place only briefly
+        // (capacity usually frees within milliseconds). Still blocked after
+        // FAIR_WAIT_MS, it pauses and the rest of its batch is fetched again,
+        // so the other partitions' batches get the slots that free up.
+        const clock = this.#options.clock;
+        const giveUpAt =
+          state.tracker.pendingCount >= this.#fairShare()
+            ? clock.now() + FAIR_WAIT_MS
+            : Number.POSITIVE_INFINITY;
+        const ok = await this.#waitHeartbeating(
+          () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
+          payload,
+        );
+        if (ok && !this.#budget.fits(bytes)) {
           state.shareFull = true;
           this.#flow.add('partition-full', tp);
           complete = false;
           break;
         }
-        const ok = await this.#waitHeartbeating(() => !this.#budget.fits(bytes), payload);
         if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) {
           complete = false;
           break;
