@@ -350,6 +350,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const tp = { topic: batch.topic, partition: batch.partition };
     const mode = this.#options.ordering;
     let complete = true;
+    // Nothing in the loop yields except the capacity wait, and no user code
+    // runs except queue.full listeners, so whether to stop admitting can only
+    // change at the start, after that wait and after that event: checking
+    // it per message (isStale() builds a string key each call) is wasted work.
+    let checkStop = true;
 
     for (const message of batch.messages) {
       const offset = Number(message.offset);
@@ -358,9 +363,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         resolveOffset(message.offset);
         continue;
       }
-      if (this.#stopAdmitting(tp, isRunning, isStale)) {
-        complete = false;
-        break;
+      if (checkStop) {
+        if (this.#stopAdmitting(tp, isRunning, isStale)) {
+          complete = false;
+          break;
+        }
+        checkStop = false;
       }
       const bytes = sizeOf(message);
       if (!this.#budget.fits(bytes)) {
@@ -398,7 +406,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // of this partition overlap processing: KafkaJS fetches from the last
       // resolved offset + 1. Commits come from the tracker, never from KafkaJS.
       resolveOffset(message.offset);
-      if (!this.#queueFull && this.#budget.full()) this.#setQueueFull(true);
+      if (!this.#queueFull && this.#budget.full()) {
+        this.#setQueueFull(true);
+        // Listeners of queue.full run synchronously and may pause or close.
+        checkStop = true;
+      }
       this.#lanes.push({
         laneKey: laneKeyOf(mode, batch.topic, batch.partition, message.key),
         state,
