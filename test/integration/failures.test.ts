@@ -385,4 +385,46 @@ describe('failure handling against a real broker', () => {
     expect(handled.size).toBe(199);
     await consumer.close();
   });
+  it('runs a message bigger than maxInFlightBytes alone, and dead-letters one that fails to deserialize', async () => {
+    const topic = uniqueName('bad-input');
+    const groupId = uniqueName('g-bad-input');
+    await createTopic(topic, 1);
+    await createTopic(`${topic}.dlq`, 1);
+    const huge = 'h'.repeat(200_000);
+    await produceMessages(topic, [
+      { key: 'a', value: JSON.stringify({ n: 1 }) },
+      { key: 'b', value: JSON.stringify({ n: 2, pad: huge }) },
+      { key: 'c', value: 'not json' },
+      { key: 'd', value: JSON.stringify({ n: 4 }) },
+    ]);
+    const handled: number[] = [];
+    let inFlightWithHuge = -1;
+    const routed: string[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'unordered',
+      maxInFlightBytes: 10_000,
+      commitIntervalMs: 200,
+      deadLetter: { producer: await dlqProducer() },
+      deserialize: (message) =>
+        JSON.parse(message.value!.toString()) as { n: number; pad?: string },
+      handler: (message) => {
+        if (message.payload.pad) inFlightWithHuge = consumer.inFlight;
+        handled.push(message.payload.n);
+      },
+    });
+    consumer.on('dlq.routed', (e) => routed.push(`${e.offset}:${e.reason}:${e.attempts}`));
+    await consumer.start();
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+
+    expect(handled.sort()).toEqual([1, 2, 4]);
+    // Bigger than the whole byte bound: admitted only when nothing else was in flight.
+    expect(inFlightWithHuge).toBe(1);
+    expect(routed).toEqual(['2:deserialization:0']);
+    const [letter] = await readAll(`${topic}.dlq`, 1);
+    expect(letter!.value).toBe('not json');
+    expect(header(letter!.headers, DLQ_HEADERS.errorName)).toBe('SyntaxError');
+  });
 });
