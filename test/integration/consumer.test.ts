@@ -337,6 +337,11 @@ describe('BackpressureConsumer against a real broker', () => {
         `first:commit:${e.offsets.map((o) => `${o.partition}@${o.offset}`).join('/')}`,
       ),
     );
+    second.consumer.on('offsets.committed', (e) =>
+      rebalances.push(
+        `second:commit:${e.offsets.map((o) => `${o.partition}@${o.offset}`).join('/')}`,
+      ),
+    );
     first.consumer.on('group.rebalance', (e) =>
       rebalances.push(`first:${e.phase}:${e.assigned.length}`),
     );
@@ -357,13 +362,13 @@ describe('BackpressureConsumer against a real broker', () => {
     await first.consumer.close();
 
     const duplicates = [...counts.values()].reduce((n, c) => n + (c - 1), 0);
+    console.info(
+      `[rebalance] duplicates ${duplicates}; events ${rebalances.join(', ')}; errors ${errors.join(' | ')}`,
+    );
     for (const m of produced) expect(counts.get(m.value), m.value).toBeGreaterThanOrEqual(1);
     // Two rebalances (join and leave); each may redeliver at most what was in flight.
     expect(duplicates).toBeLessThanOrEqual(2 * 2 * maxInFlight);
     expect(rebalances.some((r) => r.startsWith('second:assigned'))).toBe(true);
-    console.info(
-      `[rebalance] duplicates ${duplicates}; events ${rebalances.join(', ')}; errors ${errors.join(' | ')}`,
-    );
   });
 
   it('commits what finished on close, and a new consumer of the group resumes exactly there', async () => {
