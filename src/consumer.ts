@@ -43,6 +43,8 @@ interface PartitionState {
   shareFull: boolean;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
   holding: number;
+  /** Bytes of this partition's messages in the in-flight budget. */
+  bytes: number;
 }
 
 interface Work extends LaneItem {
@@ -402,6 +404,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       }
       state.tracker.admit(offset);
       this.#budget.add(bytes);
+      state.bytes += bytes;
       // Resolving at admission, not at completion, is what lets the next fetch
       // of this partition overlap processing: KafkaJS fetches from the last
       // resolved offset + 1. Commits come from the tracker, never from KafkaJS.
@@ -532,6 +535,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         revoked: false,
         highWatermark: undefined,
         holding: 0,
+        bytes: 0,
         shareFull: false,
       };
       this.#partitions.set(key, state);
@@ -708,7 +712,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #hold(state: PartitionState, reason: PauseReason, delta: 1 | -1): void {
     state.holding += delta;
     const tp = { topic: state.topic, partition: state.partition };
-    if (delta === 1 && state.holding === 1) this.#flow.add(reason, tp);
+    if (delta === 1 && state.holding === 1) {
+      this.#flow.add(reason, tp);
+      // This partition's work stops counting toward the low mark (see #atLowMark).
+      if (this.#queueFull && this.#atLowMark()) this.#setQueueFull(false);
+    }
     if (delta === -1 && state.holding === 0) this.#flow.remove(reason, tp);
   }
 
@@ -816,6 +824,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const state = work.state;
     if (done && !state.revoked) state.tracker.complete(work.offset);
     this.#budget.release(work.bytes);
+    state.bytes -= work.bytes;
     if (
       state.shareFull &&
       state.tracker.pendingCount <= this.#fairShare() * this.#options.resumeThreshold
@@ -824,12 +833,38 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       this.#flow.remove('partition-full', state);
     }
     this.#lanes.done(work);
-    if (this.#queueFull && this.#budget.low()) this.#setQueueFull(false);
+    if (this.#queueFull && this.#atLowMark()) this.#setQueueFull(false);
     if (this.#budget.messages === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const wake of waiters) wake();
     }
+  }
+
+  /**
+   * The queue-full pause ends at the low mark. Work of partitions held at a
+   * failure (a dead letter that cannot be written, a message retried without
+   * a DLQ) waits for that failure, not for capacity: counted like the rest,
+   * it kept queue-full, and so every other partition, paused until the
+   * failure cleared, with the batch loop waiting for a drain that could not
+   * come. So the low mark applies to the capacity the held work leaves
+   * (`resumeThreshold` of it), and to the work that can drain. Admission
+   * still counts everything: the in-flight bound holds.
+   */
+  #atLowMark(): boolean {
+    let heldMessages = 0;
+    let heldBytes = 0;
+    for (const state of this.#partitions.values()) {
+      if (state.holding === 0) continue;
+      heldMessages += state.tracker.pendingCount;
+      heldBytes += state.bytes;
+    }
+    const fraction = this.#options.resumeThreshold;
+    const budget = this.#budget;
+    return (
+      budget.messages - heldMessages <= fraction * (budget.maxMessages - heldMessages) &&
+      budget.bytes - heldBytes <= fraction * (budget.maxBytes - heldBytes)
+    );
   }
 
   #isRetriable(error: Error): boolean {
