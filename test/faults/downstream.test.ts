@@ -1,0 +1,186 @@
+// Fault case 4, downstream outage and flapping: the handler's downstream is
+// down for a long stretch, then flaps up and down every second, then
+// recovers. The circuit must open (every partition pauses, and while it is
+// open the handler is only called by the half-open probes), no healthy
+// message may be dead-lettered (only the genuinely poison ones are), and
+// everything is processed at the end.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { BackpressureConsumer, NonRetriableError } from '../../src/index.js';
+import {
+  faultConsumer,
+  ledgerDeadLetters,
+  seconds,
+  sleep,
+  trapUnhandled,
+} from '../helpers/faults.js';
+import {
+  createTopic,
+  disconnectAll,
+  endOffsets,
+  expectCommittedAtEnd,
+  getProducer,
+  produceMessages,
+  uniqueName,
+  waitFor,
+} from '../helpers/kafka.js';
+import { Ledger, offsetId } from '../helpers/ledger.js';
+
+const MESSAGES = 6000;
+const OUTAGE_MS = Number(process.env['OUTAGE_MS'] ?? 12_000);
+const FLAP_MS = Number(process.env['FLAP_MS'] ?? 12_000);
+const CONCURRENCY = 8;
+
+const trap = trapUnhandled();
+let close: (() => Promise<void>) | undefined;
+
+afterAll(async () => {
+  await close?.();
+  await disconnectAll();
+  trap.dispose();
+});
+
+describe('fault: downstream outage and flapping', () => {
+  it('long outage, then up/down every second: circuit opens and probes, no healthy message dead-lettered, all processed', async () => {
+    const started = Date.now();
+    const topic = uniqueName('downstream');
+    const groupId = uniqueName('g-downstream');
+    await createTopic(topic, 4);
+    await createTopic(`${topic}.dlq`, 1);
+    await produceMessages(
+      topic,
+      Array.from({ length: MESSAGES }, (_, i) => ({ key: `k${i % 40}`, value: `m-${i}` })),
+    );
+    const poison = (value: string) => Number(value.slice(2)) % 200 === 13;
+    const ledger = new Ledger('downstream');
+
+    let down = false;
+    let phase: 'before' | 'outage' | 'flapping' | 'after' = 'before';
+    const calls = { outageWhileOpen: 0, outage: 0, flapping: 0 };
+    const states: string[] = [];
+    let openedDuringOutage = false;
+    let halfOpensDuringOutage = 0;
+    const pausedOnOpen: number[] = [];
+    const consumer = new BackpressureConsumer(faultConsumer(groupId), {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: CONCURRENCY,
+      maxInFlight: 400,
+      commitIntervalMs: 200,
+      retry: { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 1000 },
+      circuitBreaker: {
+        volumeThreshold: 5,
+        errorThresholdPercentage: 50,
+        resetTimeoutMs: 1000,
+        rollingCountTimeoutMs: 2000,
+        rollingCountBuckets: 10,
+      },
+      deadLetter: { producer: await getProducer() },
+      handler: async (message) => {
+        if (phase === 'outage') {
+          calls.outage += 1;
+          if (openedDuringOutage) calls.outageWhileOpen += 1;
+        } else if (phase === 'flapping') calls.flapping += 1;
+        await sleep(2);
+        const value = message.value!.toString();
+        if (poison(value)) throw new NonRetriableError(`poison ${value}`);
+        if (down) throw new Error('downstream unavailable');
+        ledger.handled(offsetId(message.partition, message.offset));
+      },
+    });
+    close = () => consumer.close({ drainTimeoutMs: 1000 });
+    consumer.on('circuit.open', () => {
+      states.push('open');
+      if (phase === 'outage') openedDuringOutage = true;
+      pausedOnOpen.push(
+        consumer.partitions().filter((p) => p.paused && p.reasons.includes('circuit')).length,
+      );
+    });
+    consumer.on('circuit.half-open', () => {
+      states.push('half');
+      if (phase === 'outage' && openedDuringOutage) halfOpensDuringOutage += 1;
+    });
+    consumer.on('circuit.closed', () => states.push('closed'));
+    await consumer.start();
+
+    await waitFor(() => ledger.accountedCount >= 1000, {
+      timeoutMs: 60_000,
+      message: 'no progress',
+    });
+    phase = 'outage';
+    down = true;
+    await sleep(OUTAGE_MS);
+    const outageStates = states.length;
+    phase = 'flapping';
+    const flapEnd = Date.now() + FLAP_MS;
+    let flips = 0;
+    while (Date.now() < flapEnd) {
+      down = !down;
+      flips += 1;
+      await sleep(1000);
+    }
+    phase = 'after';
+    down = false;
+    const upAt = Date.now();
+
+    ledger.expectOffsets(await endOffsets(topic));
+    const poisonCount = Array.from({ length: MESSAGES }, (_, i) => `m-${i}`).filter(poison).length;
+    await waitFor(() => ledger.accountedCount >= MESSAGES - poisonCount, {
+      timeoutMs: 120_000,
+      message: () => `not all handled after recovery: ${ledger.summary()}`,
+    });
+    await expectCommittedAtEnd(groupId, topic);
+    const letters = await ledgerDeadLetters(ledger, `${topic}.dlq`, poisonCount);
+    const recoveredMs = Date.now() - upAt;
+    await consumer.close();
+
+    const poisonIds = new Set(letters.filter((l) => poison(l.value!.toString())).map((l) => l.id));
+    ledger.note('outage', seconds(OUTAGE_MS));
+    ledger.note('flips', flips);
+    ledger.note('circuit', compress(states));
+    ledger.note('outageCalls', calls.outage);
+    ledger.note('callsWhileOpen', calls.outageWhileOpen);
+    ledger.note('halfOpens', halfOpensDuringOutage);
+    ledger.note('flappingCalls', calls.flapping);
+    ledger.note('recovered', seconds(recoveredMs));
+    ledger.note('time', seconds(Date.now() - started));
+    ledger.print();
+
+    // The circuit opened during the outage and paused every partition.
+    expect(openedDuringOutage).toBe(true);
+    expect(pausedOnOpen[0]).toBe(4);
+    expect(states.slice(0, outageStates)).toContain('half');
+    // While open, only the probes (one per half-open) and what was already
+    // running or queued for a slot when it opened reach the handler.
+    expect(calls.outageWhileOpen).toBeLessThanOrEqual(halfOpensDuringOutage + 2 * CONCURRENCY);
+    expect(states.at(-1)).toBe('closed');
+    // Only the poison messages were dead-lettered, each once, as non-retriable.
+    ledger.assertComplete({
+      maxDuplicates: 0,
+      mustDeadLetter: poisonIds,
+      mayDeadLetter: (id, reason) => poisonIds.has(id) && reason === 'non-retriable',
+    });
+    expect(poisonIds.size).toBe(poisonCount);
+    trap.assertNone();
+  });
+});
+
+/** `open half open half closed` -> `open>half x2>closed`, keeping the line short. */
+function compress(states: readonly string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < states.length;) {
+    let j = i;
+    while (j + 2 < states.length && states[j + 2] === states[i] && states[j + 1] === states[i + 1])
+      j += 2;
+    const repeats = (j - i) / 2 + 1;
+    if (repeats > 1) {
+      out.push(`(${states[i]}>${states[i + 1]})x${repeats}`);
+      i = j + 2;
+    } else {
+      out.push(states[i]!);
+      i += 1;
+    }
+  }
+  return out.join('>');
+}
