@@ -21,6 +21,8 @@ export class Circuit {
   readonly #breaker: CircuitBreaker<[() => Promise<void>], void> | undefined;
   #state: CircuitState = 'closed';
   #waiters: (() => void)[] = [];
+  /** Woken after #waiters: they ask for a slot after the others, so they do not probe first. */
+  #lastWaiters: (() => void)[] = [];
 
   constructor(
     settings: CircuitSettings | undefined,
@@ -40,9 +42,7 @@ export class Circuit {
     const move = (state: CircuitState) => {
       if (this.#state === state) return;
       this.#state = state;
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const wake of waiters) wake();
+      this.wakeAll();
       onChange(state);
     };
     this.#breaker.on('open', () => move('open'));
@@ -70,15 +70,23 @@ export class Circuit {
     }
   }
 
-  /** Resolves at the next change of state. */
-  changed(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
+  /**
+   * Resolves at the next change of state. Waiters resume in the order they
+   * asked, and those that asked with `last` after all the others: a call
+   * that just failed while the circuit was not closed waits `last`, so on
+   * half-open another message is the probe. Otherwise the message whose
+   * failure opened the circuit would be first in line every time, and one
+   * that always fails would keep the circuit from ever closing.
+   */
+  changed({ last = false }: { readonly last?: boolean } = {}): Promise<void> {
+    return new Promise((resolve) => (last ? this.#lastWaiters : this.#waiters).push(resolve));
   }
 
   /** Wakes everything waiting for a change (used on close). */
   wakeAll(): void {
-    const waiters = this.#waiters;
+    const waiters = [...this.#waiters, ...this.#lastWaiters];
     this.#waiters = [];
+    this.#lastWaiters = [];
     for (const wake of waiters) wake();
   }
 

@@ -608,9 +608,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       }
       if (this.#circuit.state !== 'closed') {
         // The downstream is down (this failure may be the one that opened the
-        // circuit): not the message's fault, so it costs no attempt.
+        // circuit): not the message's fault, so it costs no attempt. It waits
+        // behind the others, so the next probe is another message.
         attempt -= 1;
-        if (this.#circuit.state === 'open') await this.#circuit.changed();
+        if (this.#circuit.state === 'open') await this.#circuit.changed({ last: true });
         continue;
       }
       firstFailureAt ??= o.clock.now();

@@ -164,6 +164,70 @@ describe('fault: downstream outage and flapping', () => {
     expect(poisonIds.size).toBe(poisonCount);
     trap.assertNone();
   });
+
+  it('recovers when the message that opened the circuit keeps failing: probes rotate, the poison is dead-lettered', async () => {
+    // Regression: a message whose own failure opened the circuit waited
+    // first in line for the half-open state, so it was the probe every
+    // time. A message that always fails then kept the circuit from ever
+    // closing, and the consumer stalled after the outage had ended.
+    const topic = uniqueName('probe');
+    const groupId = uniqueName('g-probe');
+    await createTopic(topic, 1);
+    await createTopic(`${topic}.dlq`, 1);
+    // h-0 fails first (the outage), then the poison's failure opens the circuit.
+    await produceMessages(topic, [
+      { key: 'h-0', value: 'h-0' },
+      { key: 'poison', value: 'poison' },
+      ...Array.from({ length: 20 }, (_, i) => ({ key: `h-${i + 1}`, value: `h-${i + 1}` })),
+    ]);
+    let down = true;
+    const ledger = new Ledger('probe-rotation');
+    const consumer = new BackpressureConsumer(faultConsumer(groupId), {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 1,
+      commitIntervalMs: 100,
+      retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 100 },
+      circuitBreaker: {
+        volumeThreshold: 2,
+        errorThresholdPercentage: 50,
+        resetTimeoutMs: 200,
+        rollingCountTimeoutMs: 1000,
+        rollingCountBuckets: 10,
+      },
+      deadLetter: { producer: await getProducer() },
+      handler: (message) => {
+        const value = message.value!.toString();
+        if (value === 'poison') throw new Error('this message always fails');
+        if (down) throw new Error('downstream unavailable');
+        ledger.handled(offsetId(message.partition, message.offset));
+      },
+    });
+    const opened = { count: 0 };
+    consumer.on('circuit.open', () => (opened.count += 1));
+    close = () => consumer.close({ drainTimeoutMs: 1000 });
+    await consumer.start();
+    await waitFor(() => opened.count > 0, { timeoutMs: 30_000, message: 'circuit never opened' });
+    await sleep(1000);
+    down = false;
+    await waitFor(() => ledger.accountedCount === 21, {
+      timeoutMs: 30_000,
+      message: () =>
+        `stalled after the outage: ${ledger.summary()}, circuit ${consumer.circuitState}, opened ${opened.count} times`,
+    });
+    await expectCommittedAtEnd(groupId, topic);
+    ledger.expectOffsets(await endOffsets(topic));
+    const [letter] = await ledgerDeadLetters(ledger, `${topic}.dlq`, 1);
+    await consumer.close();
+    ledger.note('opened', opened.count);
+    ledger.print();
+    expect(letter!.value!.toString()).toBe('poison');
+    ledger.assertComplete({
+      maxDuplicates: 0,
+      mayDeadLetter: (id, reason) => id === letter!.id && reason === 'attempts-exhausted',
+    });
+  });
 });
 
 /** `open half open half closed` -> `open>half x2>closed`, keeping the line short. */
