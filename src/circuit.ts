@@ -37,7 +37,7 @@ export class Circuit {
       resetTimeout: settings.resetTimeoutMs,
       rollingCountTimeout: settings.rollingCountTimeoutMs,
       rollingCountBuckets: settings.rollingCountBuckets,
-      errorFilter: (error: unknown) => !isCounted(error),
+      errorFilter: (error: unknown) => error instanceof Uncounted || !isCounted(error),
     });
     const move = (state: CircuitState) => {
       if (this.#state === state) return;
@@ -54,12 +54,17 @@ export class Circuit {
     return this.#state;
   }
 
-  /** Runs `task` through the breaker; rejects with {@link CircuitOpenError} without running it when open. */
+  /**
+   * Runs `task` through the breaker; rejects with {@link CircuitOpenError}
+   * without running it when open. A task that rejects through
+   * {@link uncounted} fails without counting against the downstream.
+   */
   async run(task: () => Promise<void>): Promise<void> {
     if (this.#breaker === undefined) return task();
     try {
       await this.#breaker.fire(task);
     } catch (error) {
+      if (error instanceof Uncounted) throw error.error;
       if (
         !isBackpressureError(error) &&
         (error as { code?: unknown } | null)?.code === 'EOPENBREAKER'
@@ -94,4 +99,24 @@ export class Circuit {
     this.wakeAll();
     this.#breaker?.shutdown();
   }
+}
+
+/** Carries a failure past opossum's statistics (see {@link uncounted}). */
+class Uncounted extends Error {
+  readonly error: unknown;
+
+  constructor(error: unknown) {
+    super('uncounted failure');
+    this.error = error;
+  }
+}
+
+/**
+ * A rejection handler for a task run by {@link Circuit.run}: the failure
+ * reaches the caller unchanged but does not count against the downstream
+ * (opossum takes the call as a success, so in half-open it closes the
+ * circuit).
+ */
+export function uncounted(error: unknown): never {
+  throw new Uncounted(error);
 }

@@ -3,7 +3,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AimdLimit } from './adaptive-concurrency.js';
-import { Circuit, type CircuitState } from './circuit.js';
+import { Circuit, uncounted, type CircuitState } from './circuit.js';
 import { deadLetterMessage } from './dlq.js';
 import {
   BackpressureError,
@@ -589,12 +589,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
     let attempt = 0;
     let firstFailureAt: number | undefined;
+    /** Failed once while the circuit was not closed: has counted against the downstream already. */
+    let blamedDownstream = false;
     for (;;) {
       if (this.#abandoned(work)) return false;
       attempt += 1;
       let error: Error;
       try {
-        await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt));
+        await this.#limit(() =>
+          this.#attempt(message as InboundMessage<T>, attempt, !blamedDownstream),
+        );
         this.#lastSuccessAt = o.clock.now();
         return true;
       } catch (thrown) {
@@ -609,7 +613,13 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       if (this.#circuit.state !== 'closed') {
         // The downstream is down (this failure may be the one that opened the
         // circuit): not the message's fault, so it costs no attempt. It waits
-        // behind the others, so the next probe is another message.
+        // behind the others, so the next probe is another message, and its
+        // later failures no longer count against the downstream: otherwise a
+        // message that always fails, once the only one left in flight (the
+        // open circuit stops fetching), would fail every probe and hold the
+        // circuit open forever. Its probe then closes the circuit instead,
+        // fetching resumes, and fresh messages tell an outage from a poison.
+        blamedDownstream = true;
         attempt -= 1;
         if (this.#circuit.state === 'open') await this.#circuit.changed({ last: true });
         continue;
@@ -659,7 +669,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  async #attempt(message: InboundMessage<T>, attempt: number): Promise<void> {
+  async #attempt(message: InboundMessage<T>, attempt: number, counted: boolean): Promise<void> {
     const timeoutMs = this.#options.handlerTimeoutMs;
     const controller = new AbortController();
     const onClose = () => controller.abort(this.#closeController.signal.reason);
@@ -687,7 +697,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         const handled = Promise.resolve().then(() =>
           this.#options.handler(message, { attempt, signal: controller.signal }),
         );
-        return Promise.race([handled, timedOut, aborted]).then(() => undefined);
+        return Promise.race([handled, timedOut, aborted]).then(
+          () => undefined,
+          counted ? undefined : uncounted,
+        );
       });
     } finally {
       if (timer) clearTimeout(timer);

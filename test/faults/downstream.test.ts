@@ -15,6 +15,7 @@ import {
   trapUnhandled,
 } from '../helpers/faults.js';
 import {
+  committedOffsets,
   createTopic,
   disconnectAll,
   endOffsets,
@@ -226,6 +227,80 @@ describe('fault: downstream outage and flapping', () => {
     ledger.assertComplete({
       maxDuplicates: 0,
       mayDeadLetter: (id, reason) => id === letter!.id && reason === 'attempts-exhausted',
+    });
+  });
+
+  it('recovers when only messages that always fail are left in flight while the circuit is open', async () => {
+    // Regression: with the circuit open nothing new is fetched, so once the
+    // messages in flight were all ones that always fail, every half-open
+    // probe failed and the circuit never closed: a permanent stall that
+    // looked like an outage. A message's failures now count against the
+    // downstream only until it has failed once while the circuit was not
+    // closed; its next probe closes the circuit, fetching resumes, fresh
+    // messages succeed and the poison ones are dead-lettered.
+    const topic = uniqueName('only-poison');
+    const groupId = uniqueName('g-only-poison');
+    await createTopic(topic, 1);
+    await createTopic(`${topic}.dlq`, 1);
+    await produceMessages(
+      topic,
+      Array.from({ length: 4 }, (_, i) => ({ key: `p-${i}`, value: `poison-${i}` })),
+    );
+    for (let b = 0; b < 10; b += 1) {
+      await produceMessages(
+        topic,
+        Array.from({ length: 10 }, (_, i) => ({ key: `h-${i}`, value: `h-${b * 10 + i}` })),
+      );
+    }
+    const ledger = new Ledger('only-poison');
+    const consumer = new BackpressureConsumer(
+      faultConsumer(groupId, { maxBytesPerPartition: 1024, maxBytes: 1024 }),
+      {
+        topics: [topic],
+        fromBeginning: true,
+        ordering: 'key',
+        concurrency: 4,
+        maxInFlight: 6,
+        commitIntervalMs: 100,
+        retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 100 },
+        circuitBreaker: {
+          volumeThreshold: 3,
+          errorThresholdPercentage: 50,
+          resetTimeoutMs: 200,
+          rollingCountTimeoutMs: 1000,
+          rollingCountBuckets: 10,
+        },
+        deadLetter: { producer: await getProducer() },
+        handler: (message) => {
+          const value = message.value!.toString();
+          if (value.startsWith('poison')) throw new Error(`${value} always fails`);
+          ledger.handled(offsetId(message.partition, message.offset));
+        },
+      },
+    );
+    const opened = { count: 0 };
+    consumer.on('circuit.open', () => (opened.count += 1));
+    close = () => consumer.close({ drainTimeoutMs: 1000 });
+    await consumer.start();
+    const ends = await endOffsets(topic);
+    ledger.expectOffsets(ends);
+    await waitFor(async () => (await committedOffsets(groupId, topic)).get(0) === ends.get(0), {
+      timeoutMs: 30_000,
+      message: () =>
+        `stalled: ${ledger.summary()}, circuit ${consumer.circuitState}, opened ${opened.count} times, ` +
+        `in flight ${consumer.inFlight}`,
+    });
+    const letters = await ledgerDeadLetters(ledger, `${topic}.dlq`, 4);
+    await consumer.close();
+    ledger.note('opened', opened.count);
+    ledger.print();
+    const poisonIds = new Set(
+      letters.filter((l) => l.value!.toString().startsWith('poison')).map((l) => l.id),
+    );
+    expect(poisonIds.size).toBe(4);
+    ledger.assertComplete({
+      maxDuplicates: 0,
+      mayDeadLetter: (id, reason) => poisonIds.has(id) && reason === 'attempts-exhausted',
     });
   });
 });
