@@ -105,7 +105,12 @@ export function resolveDownstreamLag(value: unknown): ResolvedDownstreamLag | un
       }
     }
   } else {
-    const pauseAt = oneOf('downstreamLag.pauseAtStatus', raw['pauseAtStatus'], PAUSE_AT, 'critical');
+    const pauseAt = oneOf(
+      'downstreamLag.pauseAtStatus',
+      raw['pauseAtStatus'],
+      PAUSE_AT,
+      'critical',
+    );
     const resumeAt = oneOf('downstreamLag.resumeAtStatus', raw['resumeAtStatus'], RESUME_AT, 'ok');
     if (lagStatusLevel(resumeAt) >= lagStatusLevel(pauseAt)) {
       throw new ConfigError(
@@ -121,7 +126,11 @@ export function resolveDownstreamLag(value: unknown): ResolvedDownstreamLag | un
   if (readLag === undefined) {
     for (const key of ['pauseAboveLag', 'resumeBelowLag'] as const) {
       if (raw[key] !== undefined) {
-        throw new ConfigError(`downstreamLag.${key}`, 'no value without `downstreamLag.lag`', raw[key]);
+        throw new ConfigError(
+          `downstreamLag.${key}`,
+          'no value without `downstreamLag.lag`',
+          raw[key],
+        );
       }
     }
   } else {
@@ -227,7 +236,8 @@ export class DownstreamLagTrigger {
       if (this.#byStatus && s.status) {
         parts.push(`status ${String(this.#status)} >= pauseAtStatus ${s.status.pauseAt}`);
       }
-      if (this.#byLag && s.lag) parts.push(`lag ${String(this.#lag)} > pauseAboveLag ${s.lag.pauseAbove}`);
+      if (this.#byLag && s.lag)
+        parts.push(`lag ${String(this.#lag)} > pauseAboveLag ${s.lag.pauseAbove}`);
       return parts.join(' and ');
     }
     if (s.status) {
@@ -329,7 +339,10 @@ export class DownstreamLagWatch {
     if (signal === undefined) return undefined;
     try {
       const value: unknown = await signal.read();
-      if (value === undefined || (typeof value === 'number' && Number.isFinite(value) && value >= 0))
+      if (
+        value === undefined ||
+        (typeof value === 'number' && Number.isFinite(value) && value >= 0)
+      )
         return value;
       throw new ConfigError(
         'downstreamLag.lag()',

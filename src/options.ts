@@ -601,7 +601,11 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   if (shedRaw) {
     knownKeys('shed', shedRaw, ['maxAgeMs', 'action']);
     if (shedRaw['maxAgeMs'] === undefined) {
-      throw new ConfigError('shed.maxAgeMs', 'an integer number of milliseconds, at least 1', undefined);
+      throw new ConfigError(
+        'shed.maxAgeMs',
+        'an integer number of milliseconds, at least 1',
+        undefined,
+      );
     }
     if (shedRaw['action'] === undefined) {
       throw new ConfigError(
