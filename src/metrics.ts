@@ -28,13 +28,17 @@ export interface MetricsRegistry {
   removeSingleMetric(name: string): void;
 }
 
+/** The options passed to the metric constructors (a subset of prom-client's). */
 interface MetricConfig {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
-  readonly registers: readonly MetricsRegistry[];
+  readonly registers: MetricsRegistry[];
   readonly collect?: () => void;
+  readonly buckets?: number[];
 }
+
+type Ctor<T> = new (config: MetricConfig) => T;
 
 interface GaugeLike {
   set(labels: Labels, value: number): void;
@@ -49,11 +53,17 @@ interface HistogramLike {
   observe(labels: Labels, value: number): void;
 }
 
-/** The prom-client classes used: `import * as client from 'prom-client'` fits. */
+/**
+ * The prom-client classes used: `import * as client from 'prom-client'`
+ * fits. The constructor parameter is `never` because prom-client's
+ * configuration types name its `Registry` class, which cannot be spelled
+ * here without importing prom-client; what is passed is checked where the
+ * classes are called (see `MetricConfig`).
+ */
 export interface PromClient {
-  readonly Gauge: new (config: MetricConfig) => GaugeLike;
-  readonly Counter: new (config: MetricConfig) => CounterLike;
-  readonly Histogram: new (config: MetricConfig & { readonly buckets: number[] }) => HistogramLike;
+  readonly Gauge: new (config: never) => GaugeLike;
+  readonly Counter: new (config: never) => CounterLike;
+  readonly Histogram: new (config: never) => HistogramLike;
 }
 
 /** What the metrics read from a consumer: any `BackpressureConsumer`, whatever its payload type. */
@@ -317,7 +327,7 @@ class Builder {
   /** A gauge whose series are computed at every scrape. */
   gauge(name: string, help: string, labelNames: readonly string[], fill: () => Rows): void {
     this.#claim(name);
-    const gauge: GaugeLike = new this.#client.Gauge({
+    const gauge = new (this.#client.Gauge as Ctor<GaugeLike>)({
       name,
       help,
       labelNames,
@@ -333,7 +343,7 @@ class Builder {
     collect?: () => void,
   ): CounterLike {
     this.#claim(name);
-    return new this.#client.Counter({
+    return new (this.#client.Counter as Ctor<CounterLike>)({
       name,
       help,
       labelNames,
@@ -349,7 +359,7 @@ class Builder {
     buckets: number[],
   ): HistogramLike {
     this.#claim(name);
-    return new this.#client.Histogram({
+    return new (this.#client.Histogram as Ctor<HistogramLike>)({
       name,
       help,
       labelNames,

@@ -29,7 +29,8 @@ export interface ShedOptions {
  * Negative when the producer's clock is ahead of ours.
  */
 export function messageAgeMs(timestamp: string, nowMs: number): number | undefined {
-  const ms = Number(timestamp);
+  // Number('') is 0: an empty string is no timestamp, not the epoch.
+  const ms = timestamp === '' ? Number.NaN : Number(timestamp);
   if (!Number.isFinite(ms) || ms < 0) return undefined;
   return nowMs - ms;
 }
