@@ -1,0 +1,210 @@
+import type { Consumer, IHeaders, Producer } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  BackpressureConsumer,
+  DLQ_HEADERS,
+  type BackpressureConsumerOptions,
+  type DlqRoutedEvent,
+  type ShedEvent,
+} from '../../src/index.js';
+import {
+  createTopic,
+  disconnectAll,
+  endOffsets,
+  expectCommittedAtEnd,
+  newKafka,
+  produceMessages,
+  uniqueName,
+  waitFor,
+} from '../helpers/kafka.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const open: { close(): Promise<void> }[] = [];
+let producer: Producer | undefined;
+
+async function dlqProducer(): Promise<Producer> {
+  if (!producer) {
+    producer = newKafka('bp-dlq').producer();
+    await producer.connect();
+    open.push({ close: () => producer!.disconnect() });
+  }
+  return producer;
+}
+
+afterAll(async () => {
+  for (const item of open.reverse()) await item.close().catch(() => undefined);
+  await disconnectAll();
+});
+
+function kafkaConsumer(groupId: string): Consumer {
+  return newKafka(`bp-${groupId}`).consumer({
+    groupId,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 500,
+    maxWaitTimeInMs: 200,
+  });
+}
+
+function start<T>(groupId: string, options: BackpressureConsumerOptions<T>) {
+  const consumer = new BackpressureConsumer(kafkaConsumer(groupId), options);
+  open.unshift({ close: () => consumer.close({ drainTimeoutMs: 1000 }) });
+  return consumer;
+}
+
+async function readAll(topic: string, expected: number) {
+  const out: { key: string | null; value: string | null; headers: IHeaders }[] = [];
+  const reader = newKafka('bp-reader').consumer({
+    groupId: uniqueName('reader'),
+    maxWaitTimeInMs: 200,
+  });
+  await reader.connect();
+  await reader.subscribe({ topics: [topic], fromBeginning: true });
+  await reader.run({
+    eachMessage: async ({ message }) => {
+      out.push({
+        key: message.key?.toString() ?? null,
+        value: message.value?.toString() ?? null,
+        headers: message.headers ?? {},
+      });
+    },
+  });
+  try {
+    await waitFor(() => out.length >= expected, {
+      timeoutMs: 30_000,
+      message: `expected ${expected} messages in ${topic}, got ${out.length}`,
+    });
+    // Anything beyond the expected count would show up here.
+    await sleep(500);
+  } finally {
+    await reader.disconnect();
+  }
+  return out;
+}
+
+const header = (headers: IHeaders, name: string) => headers[name]?.toString();
+
+const MAX_AGE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+
+/** 300 messages over 3 partitions; every third one was written an hour ago (CreateTime). */
+async function produceMixed(topic: string) {
+  const now = Date.now();
+  const messages = Array.from({ length: 300 }, (_, i) => {
+    const old = i % 3 === 0;
+    return {
+      key: `k${i % 17}`,
+      value: `${old ? 'old' : 'new'}-${i}`,
+      timestamp: String(old ? now - HOUR_MS : now),
+    };
+  });
+  await produceMessages(topic, messages);
+  return {
+    old: messages.filter((m) => m.value.startsWith('old')).map((m) => m.value),
+    fresh: messages.filter((m) => m.value.startsWith('new')).map((m) => m.value),
+  };
+}
+
+describe('load shedding against a real broker', () => {
+  it('dead-letters messages older than maxAgeMs with reason shed and an event, handles the rest, commits to the end', async () => {
+    const topic = uniqueName('shed');
+    const groupId = uniqueName('g-shed');
+    await createTopic(topic, 3);
+    await createTopic(`${topic}.dlq`, 1);
+    const { old, fresh } = await produceMixed(topic);
+
+    const handled: string[] = [];
+    const shed: ShedEvent[] = [];
+    const routed: DlqRoutedEvent[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 8,
+      commitIntervalMs: 200,
+      deadLetter: { producer: await dlqProducer() },
+      shed: { maxAgeMs: MAX_AGE_MS, action: 'dead-letter' },
+      handler: (message) => {
+        handled.push(message.value!.toString());
+      },
+    });
+    consumer.on('message.shed', (e) => shed.push(e));
+    consumer.on('dlq.routed', (e) => routed.push(e));
+    await consumer.start();
+
+    await waitFor(() => handled.length >= fresh.length && shed.length >= old.length, {
+      timeoutMs: 60_000,
+      message: () => `handled ${handled.length}/${fresh.length}, shed ${shed.length}/${old.length}`,
+    });
+    await expectCommittedAtEnd(groupId, topic);
+
+    // Every old message shed, never handled; every fresh one handled.
+    expect(new Set(handled)).toEqual(new Set(fresh));
+    expect(shed).toHaveLength(old.length);
+    expect(routed).toHaveLength(old.length);
+    for (const e of shed) {
+      expect(e.action).toBe('dead-letter');
+      expect(e.maxAgeMs).toBe(MAX_AGE_MS);
+      expect(e.ageMs).toBeGreaterThan(HOUR_MS - 1);
+      expect(e.topic).toBe(topic);
+    }
+    expect(routed.every((e) => e.reason === 'shed' && e.dlqTopic === `${topic}.dlq`)).toBe(true);
+    expect(routed.every((e) => e.error.name === 'MessageShedError' && e.attempts === 0)).toBe(true);
+    // The same messages: the shed events and the dead letters name the same offsets.
+    const key = (e: { partition: number; offset: string }) => `${e.partition}:${e.offset}`;
+    expect(new Set(shed.map(key))).toEqual(new Set(routed.map(key)));
+
+    const letters = await readAll(`${topic}.dlq`, old.length);
+    expect(letters).toHaveLength(old.length);
+    expect(new Set(letters.map((l) => l.value))).toEqual(new Set(old));
+    for (const letter of letters) {
+      expect(header(letter.headers, DLQ_HEADERS.reason)).toBe('shed');
+      expect(header(letter.headers, DLQ_HEADERS.errorName)).toBe('MessageShedError');
+      expect(header(letter.headers, DLQ_HEADERS.errorMessage)).toContain(
+        `shed.maxAgeMs (${MAX_AGE_MS} ms)`,
+      );
+      expect(header(letter.headers, DLQ_HEADERS.originalTopic)).toBe(topic);
+      expect(header(letter.headers, DLQ_HEADERS.consumerGroup)).toBe(groupId);
+      expect(header(letter.headers, DLQ_HEADERS.attempts)).toBe('0');
+      const age = Date.now() - Number(header(letter.headers, DLQ_HEADERS.originalTimestamp));
+      expect(age).toBeGreaterThan(HOUR_MS);
+    }
+  });
+
+  it('skips old messages with an event, writes no dead letter, and still commits to the end', async () => {
+    const topic = uniqueName('shed-skip');
+    const groupId = uniqueName('g-shed-skip');
+    await createTopic(topic, 3);
+    const { old, fresh } = await produceMixed(topic);
+
+    const handled: string[] = [];
+    const shed: ShedEvent[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      concurrency: 8,
+      commitIntervalMs: 200,
+      shed: { maxAgeMs: MAX_AGE_MS, action: 'skip' },
+      handler: (message) => {
+        handled.push(message.value!.toString());
+      },
+    });
+    consumer.on('message.shed', (e) => shed.push(e));
+    let routed = 0;
+    consumer.on('dlq.routed', () => (routed += 1));
+    await consumer.start();
+
+    await waitFor(() => handled.length >= fresh.length && shed.length >= old.length, {
+      timeoutMs: 60_000,
+      message: () => `handled ${handled.length}/${fresh.length}, shed ${shed.length}/${old.length}`,
+    });
+    await expectCommittedAtEnd(groupId, topic);
+    expect(new Set(handled)).toEqual(new Set(fresh));
+    expect(shed).toHaveLength(old.length);
+    expect(shed.every((e) => e.action === 'skip' && e.ageMs > HOUR_MS - 1)).toBe(true);
+    expect(routed).toBe(0);
+    // Shed offsets are counted as done: 300 in all.
+    expect(consumer.consumedCounts().get(topic)).toBe(300);
+    const ends = await endOffsets(topic);
+    expect([...ends.values()].reduce((a, b) => a + b, 0)).toBe(300);
+  });
+});
