@@ -47,6 +47,8 @@ interface PartitionState {
   revoked: boolean;
   /** From the last batch: the log-end offset the broker reported. */
   highWatermark: number | undefined;
+  /** The first offset of the first batch: where the partition stands for its lag until a message is admitted. */
+  fetchedFrom: number | undefined;
   /** Paused for holding its share of a contended in-flight budget. */
   shareFull: boolean;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
@@ -254,7 +256,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         lag:
           s.highWatermark === undefined
             ? undefined
-            : Math.max(0, s.highWatermark - (position ?? s.highWatermark)),
+            : Math.max(0, s.highWatermark - (position ?? s.fetchedFrom ?? s.highWatermark)),
         inFlight: s.tracker.pendingCount,
         paused: this.#flow.isPaused(s.topic, s.partition),
         reasons: this.#flow.reasonsFor(s),
@@ -392,6 +394,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const { batch, resolveOffset, isRunning, isStale } = payload;
     const state = this.#stateOf(batch.topic, batch.partition);
     state.highWatermark = Number(batch.highWatermark);
+    state.fetchedFrom ??= Number(batch.messages[0]?.offset ?? batch.highWatermark);
     const tp = { topic: batch.topic, partition: batch.partition };
     const mode = this.#options.ordering;
     let complete = true;
@@ -585,6 +588,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         tracker: new OffsetTracker(),
         revoked: false,
         highWatermark: undefined,
+        fetchedFrom: undefined,
         holding: 0,
         shareFull: false,
         consumed: this.#consumedOf(topic),
