@@ -82,6 +82,8 @@ export interface CloseOptions {
 }
 
 const HEARTBEAT_POLL_MS = 500;
+/** Every how many periodic commits the unchanged positions are committed again too. */
+const REASSERT_EVERY_TICKS = 6;
 /** How long a partition at its fair share waits in place for capacity before pausing. */
 const FAIR_WAIT_MS = 250;
 
@@ -111,6 +113,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   /** Aborted on close when in-flight work is abandoned. */
   readonly #closeController = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Handler attempts running now, oldest first (deadlines follow start order). */
+  readonly #running = new Set<LiveAttempt>();
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  /** What a running attempt reports to as it ends, however it ends. */
+  readonly #attempts: AttemptOwner;
   readonly #unsubscribe: (() => void)[] = [];
   #state: ConsumerState = 'idle';
   #groupId = '';
@@ -159,7 +166,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       : undefined;
     this.#limit = pLimit(o.concurrency);
     this.#latency = new LatencyWindow(o.clock, o.latencyWindowMs);
-    // One abort listener per running attempt and sleeping retry: many by design.
+    this.#attempts = {
+      handlerTimeoutMs: o.handlerTimeoutMs,
+      attemptEnded: (live) => {
+        this.#running.delete(live);
+        this.#latency.record(o.clock.now() - live.started);
+      },
+    };
+    // One abort listener per sleeping retry: many by design.
     setMaxListeners(0, this.#closeController.signal);
     this.#circuit = new Circuit(
       o.circuitBreaker,
@@ -287,7 +301,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // outside the commit chain: the OffsetCommit then reaches the
       // coordinator before the JoinGroup (which first waits for a
       // FindCoordinator round trip) and still carries the old generation.
-      this.#consumer.on(REBALANCING, () => void this.#commitNow()),
+      this.#consumer.on(REBALANCING, () => void this.#commitNow('all')),
       this.#consumer.on(CRASH, (event) =>
         this.#error(toError(event.payload.error), 'consumer-crash'),
       ),
@@ -300,7 +314,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
       eachBatch: (payload) => this.#eachBatch(payload),
     });
-    this.#every(o.commitIntervalMs, () => void this.#commit());
+    let ticks = 0;
+    this.#every(o.commitIntervalMs, () => {
+      ticks += 1;
+      void this.#commit(ticks % REASSERT_EVERY_TICKS === 0 ? 'all' : 'changed');
+    });
     if (o.latency)
       this.#every(Math.max(50, Math.floor(o.latency.windowMs / 20)), () => this.#checkLatency());
     if (o.adaptiveConcurrency)
@@ -331,7 +349,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   /** Resolves when in-flight work is at or below the low mark (the queue is not full). */
   async onDrained(): Promise<void> {
-    while (!this.#budget.low()) await this.#budget.changed();
+    while (!this.#budget.low()) await this.#budget.changed(() => this.#budget.low());
   }
 
   /** Commits every done offset now (it also happens every `commitIntervalMs`). */
@@ -365,18 +383,19 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     await Promise.resolve();
     const drained = await this.#waitFor(() => this.#budget.messages === 0, timeoutMs);
     if (!drained) {
-      this.#closeController.abort(
-        new BackpressureError(
-          'ERR_DRAIN_TIMEOUT',
-          `In-flight work did not finish within ${timeoutMs} ms of close().`,
-        ),
+      const reason = new BackpressureError(
+        'ERR_DRAIN_TIMEOUT',
+        `In-flight work did not finish within ${timeoutMs} ms of close().`,
       );
+      this.#closeController.abort(reason);
+      this.#abortRunning(reason);
       this.#circuit.wakeAll();
     }
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
     for (const timer of this.#timers) clearInterval(timer);
     this.#downstream?.stop();
     if (wasStarted) {
-      await this.#commit();
+      await this.#commit('all');
       try {
         await this.#consumer.disconnect();
       } catch (error) {
@@ -403,12 +422,17 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // change at the start, after that wait and after that event: checking
     // it per message (isStale() builds a string key each call) is wasted work.
     let checkStop = true;
+    // The last offset taken (admitted, or already ours) and not yet resolved
+    // in KafkaJS. Resolving once before each wait and at the end, rather
+    // than per message, is the same to KafkaJS: it reads resolved offsets
+    // only after eachBatch returns or while we wait.
+    let unresolved: string | undefined;
 
     for (const message of batch.messages) {
       const offset = Number(message.offset);
       if (state.tracker.seen(offset)) {
         // Fetched again after a rejoin while we still hold it: already running or done.
-        resolveOffset(message.offset);
+        unresolved = message.offset;
         continue;
       }
       if (checkStop) {
@@ -428,14 +452,25 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         // (capacity usually frees within milliseconds). Still blocked after
         // FAIR_WAIT_MS, it pauses and the rest of its batch is fetched again,
         // so the other partitions' batches get the slots that free up.
+        if (unresolved !== undefined) {
+          resolveOffset(unresolved);
+          unresolved = undefined;
+        }
         const clock = this.#options.clock;
         const giveUpAt =
           state.tracker.pendingCount >= this.#fairShare()
             ? clock.now() + FAIR_WAIT_MS
             : Number.POSITIVE_INFINITY;
+        // Wake when a chunk has freed (the low mark), not at every finished
+        // message: admitting one message per wake-up costs a timer, a
+        // heartbeat check and a promise each, which is most of the per-message
+        // cost when handlers are fast. The low mark keeps work queued while
+        // the chunk is refilled.
         const ok = await this.#waitHeartbeating(
           () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
           payload,
+          () => this.#budget.low() && this.#budget.fits(bytes),
+          giveUpAt,
         );
         if (ok && !this.#budget.fits(bytes)) {
           state.shareFull = true;
@@ -453,7 +488,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // Resolving at admission, not at completion, is what lets the next fetch
       // of this partition overlap processing: KafkaJS fetches from the last
       // resolved offset + 1. Commits come from the tracker, never from KafkaJS.
-      resolveOffset(message.offset);
+      unresolved = message.offset;
       if (!this.#queueFull && this.#budget.full()) {
         this.#setQueueFull(true);
         // Listeners of queue.full run synchronously and may pause or close.
@@ -468,6 +503,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       });
     }
 
+    if (unresolved !== undefined) resolveOffset(unresolved);
     if (complete && batch.messages.length > 0) {
       // Covers transaction markers after the last message: without it the
       // commit position would sit on a control record forever.
@@ -477,7 +513,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // While every partition is held for capacity, keep the fetch loop here
     // rather than idling in KafkaJS: our heartbeats then notice a rebalance
     // first, and in-flight work can be drained and committed before rejoining.
-    if (this.#queueFull) await this.#waitHeartbeating(() => this.#queueFull, payload);
+    if (this.#queueFull)
+      await this.#waitHeartbeating(
+        () => this.#queueFull,
+        payload,
+        () => this.#budget.low(),
+      );
   }
 
   #stopAdmitting(tp: TopicPartition, isRunning: () => boolean, isStale: () => boolean): boolean {
@@ -493,7 +534,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    * us. When the heartbeat reports a rebalance, drains and commits before
    * letting KafkaJS rejoin. Returns false when admission should stop.
    */
-  async #waitHeartbeating(blocked: () => boolean, payload: EachBatchPayload): Promise<boolean> {
+  async #waitHeartbeating(
+    blocked: () => boolean,
+    payload: EachBatchPayload,
+    wakeWhen: () => boolean,
+    until = Number.POSITIVE_INFINITY,
+  ): Promise<boolean> {
     while (blocked()) {
       if (
         !payload.isRunning() ||
@@ -503,7 +549,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       ) {
         return false;
       }
-      await this.#budgetChangeOrTimeout(HEARTBEAT_POLL_MS);
+      const left = until - this.#options.clock.now();
+      await this.#budgetChangeOrTimeout(Math.max(1, Math.min(HEARTBEAT_POLL_MS, left)), wakeWhen);
       try {
         await payload.heartbeat();
       } catch (error) {
@@ -526,13 +573,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     while (this.#budget.messages > 0 && this.#options.clock.now() < deadline) {
       await this.#budgetChangeOrTimeout(
         Math.min(HEARTBEAT_POLL_MS, Math.max(1, deadline - this.#options.clock.now())),
+        () => this.#budget.messages === 0,
       );
       // The coordinator keeps our session alive on these even while it
       // answers REBALANCE_IN_PROGRESS; without them a long drain could cost
       // the membership the drain is meant to protect.
       await payload.heartbeat().catch(() => undefined);
     }
-    await this.#commit();
+    await this.#commit('all');
     this.#rebalancing = false;
   }
 
@@ -717,62 +765,97 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  async #attempt(message: InboundMessage<T>, attempt: number): Promise<void> {
-    const timeoutMs = this.#options.handlerTimeoutMs;
-    const controller = new AbortController();
-    const onClose = () => controller.abort(this.#closeController.signal.reason);
-    this.#closeController.signal.addEventListener('abort', onClose, { once: true });
-    const started = this.#options.clock.now();
-    let timer: NodeJS.Timeout | undefined;
-    let outcome: HandlerSettledEvent['outcome'] | 'refused' = 'success';
-    try {
-      await this.#circuit.run(() => {
-        const timedOut = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            const error = new HandlerTimeoutError(timeoutMs);
-            controller.abort(error);
-            reject(error);
-          }, timeoutMs);
-          timer.unref();
-        });
-        const aborted = new Promise<never>((_, reject) => {
-          controller.signal.addEventListener(
-            'abort',
-            () => reject(toError(controller.signal.reason)),
-            { once: true },
+  /**
+   * One try of the handler, through the breaker. Per-message costs matter
+   * here: no timer, listener or AbortController per attempt. Deadlines are
+   * kept by one timer over the running attempts (all share one timeout, so
+   * the oldest always expires first), and the handler's signal is only made
+   * when the handler reads it.
+   */
+  #attempt(message: InboundMessage<T>, attempt: number): Promise<void> {
+    const run = this.#circuit.run(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const started = this.#options.clock.now();
+          const live = new LiveAttempt(this.#attempts, started, reject);
+          this.#running.add(live);
+          this.#armDeadline();
+          let result: unknown;
+          try {
+            result = this.#options.handler(message, new AttemptContext(attempt, live));
+          } catch (thrown) {
+            // A handler that throws synchronously is treated like one that rejects.
+            if (live.settle()) reject(thrown);
+            return;
+          }
+          Promise.resolve(result).then(
+            () => {
+              if (live.settle()) resolve();
+            },
+            (thrown: unknown) => {
+              if (live.settle()) reject(thrown);
+            },
           );
-        });
-        // A handler that throws synchronously is treated like one that rejects.
-        const handled = Promise.resolve().then(() =>
-          this.#options.handler(message, { attempt, signal: controller.signal }),
-        );
-        return Promise.race([handled, timedOut, aborted]).then(() => undefined);
-      });
-    } catch (error) {
-      outcome =
-        error instanceof HandlerTimeoutError
-          ? 'timeout'
-          : isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN'
-            ? 'refused'
-            : 'error';
-      throw error;
-    } finally {
-      if (timer) clearTimeout(timer);
-      this.#closeController.signal.removeEventListener('abort', onClose);
-      const durationMs = this.#options.clock.now() - started;
-      this.#latency.record(durationMs);
-      if (outcome !== 'refused' && this.listenerCount('handler.settled') > 0) {
+        }),
+    );
+    return this.listenerCount('handler.settled') === 0 ? run : this.#observe(run, message, attempt);
+  }
+
+  /** Reports an attempt's duration and outcome as `handler.settled`; only used while someone listens. */
+  #observe(run: Promise<void>, message: InboundMessage<T>, attempt: number): Promise<void> {
+    const started = this.#options.clock.now();
+    const report = (outcome: HandlerSettledEvent['outcome']) => {
+      try {
         /** @event handler.settled */
         this.emit('handler.settled', {
           topic: message.topic,
           partition: message.partition,
           offset: message.offset,
           attempt,
-          durationMs,
+          durationMs: this.#options.clock.now() - started,
           outcome,
         });
+      } catch (error) {
+        // A listener that throws must not turn a success into a failure.
+        this.#error(toError(error), 'handler');
       }
-    }
+    };
+    return run.then(
+      () => report('success'),
+      (error: unknown) => {
+        // Refused by the open circuit: the handler did not run.
+        if (!(isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN')) {
+          report(error instanceof HandlerTimeoutError ? 'timeout' : 'error');
+        }
+        throw error;
+      },
+    );
+  }
+
+  /** Keeps one timer set for the oldest running attempt's deadline. */
+  #armDeadline(): void {
+    if (this.#deadlineTimer !== undefined) return;
+    const oldest = this.#running.values().next();
+    if (oldest.done === true) return;
+    const delay = Math.max(0, oldest.value.deadline - this.#options.clock.now());
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      const now = this.#options.clock.now();
+      for (const live of this.#running) {
+        if (live.deadline > now) break;
+        this.#running.delete(live);
+        live.fail(new HandlerTimeoutError(this.#options.handlerTimeoutMs));
+      }
+      this.#armDeadline();
+    }, delay);
+    this.#deadlineTimer.unref();
+  }
+
+  /** Aborts every running attempt (close gave up waiting for them). */
+  #abortRunning(reason: Error): void {
+    const running = [...this.#running];
+    this.#running.clear();
+    for (const live of running) live.fail(reason);
   }
 
   /** Dead-letters (reason `shed`) or skips a message too old to be worth handling. */
@@ -1067,20 +1150,31 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   // ---------------------------------------------------------------- commits
 
-  #commit(): Promise<void> {
+  /**
+   * `changed` commits the partitions whose position moved since their last
+   * commit; `all` commits every owned partition's position again. The
+   * second heals a committed offset that someone else moved back: KafkaJS
+   * retries a commit refused during a rebalance under the next generation,
+   * so a former owner's late retry can land after the new owner's last
+   * commit, and a partition with no further progress would keep the stale
+   * offset until its next owner re-processed from it. Rebalances, close and
+   * every few periodic commits re-assert everything.
+   */
+  #commit(which: 'changed' | 'all' = 'changed'): Promise<void> {
     // One commit at a time, in order: a slow commit must not be overtaken by
     // an older position.
-    this.#commitChain = this.#commitChain.then(() => this.#commitNow());
+    this.#commitChain = this.#commitChain.then(() => this.#commitNow(which));
     return this.#commitChain;
   }
 
-  async #commitNow(): Promise<void> {
+  async #commitNow(which: 'changed' | 'all'): Promise<void> {
     if (this.#state === 'idle' || this.#state === 'closed') return;
     const offsets: { topic: string; partition: number; offset: string }[] = [];
     const states: [PartitionState, number][] = [];
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
-      const position = state.tracker.uncommitted();
+      const position =
+        which === 'all' ? state.tracker.commitPosition() : state.tracker.uncommitted();
       if (position === undefined) continue;
       offsets.push({ topic: state.topic, partition: state.partition, offset: String(position) });
       states.push([state, position]);
@@ -1139,15 +1233,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     });
   }
 
-  #budgetChangeOrTimeout(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref();
-      void this.#budget.changed().then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  #budgetChangeOrTimeout(ms: number, until?: () => boolean): Promise<void> {
+    return this.#budget.changedWithin(ms, until);
   }
 
   async #waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -1155,7 +1242,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     while (!condition()) {
       const left = deadline - this.#options.clock.now();
       if (left <= 0) return false;
-      await this.#budgetChangeOrTimeout(Math.min(left, 250));
+      await this.#budgetChangeOrTimeout(Math.min(left, 250), condition);
     }
     return true;
   }
@@ -1185,4 +1272,66 @@ export function sizeOf(message: KafkaMessage): number {
     }
   }
   return bytes;
+}
+
+interface AttemptOwner {
+  readonly handlerTimeoutMs: number;
+  attemptEnded(live: LiveAttempt): void;
+}
+
+/** A running handler attempt: its deadline, and its signal once the handler asked for it. */
+class LiveAttempt {
+  readonly started: number;
+  readonly deadline: number;
+  readonly #owner: AttemptOwner;
+  readonly #reject: (reason: unknown) => void;
+  #controller: AbortController | undefined;
+  #reason: Error | undefined;
+  #settled = false;
+
+  constructor(owner: AttemptOwner, started: number, reject: (reason: unknown) => void) {
+    this.#owner = owner;
+    this.started = started;
+    this.deadline = started + owner.handlerTimeoutMs;
+    this.#reject = reject;
+  }
+
+  signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Marks the attempt finished; false when it had already finished (timed out or aborted). */
+  settle(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#owner.attemptEnded(this);
+    return true;
+  }
+
+  /** Ends the attempt with `reason` (timeout or close) and aborts its signal. */
+  fail(reason: Error): void {
+    if (!this.settle()) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    this.#reject(reason);
+  }
+}
+
+/** What the handler gets besides the message. The signal is made on first read. */
+class AttemptContext {
+  readonly attempt: number;
+  readonly #live: LiveAttempt;
+
+  constructor(attempt: number, live: LiveAttempt) {
+    this.attempt = attempt;
+    this.#live = live;
+  }
+
+  get signal(): AbortSignal {
+    return this.#live.signal();
+  }
 }
