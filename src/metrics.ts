@@ -1,11 +1,12 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'eventemitter3';
-import { BackpressureConsumer } from './consumer.js';
+import { BackpressureConsumer, type PartitionSnapshot } from './consumer.js';
 import { BackpressureError, ConfigError } from './errors.js';
+import type { ConsumerEvents } from './events.js';
 import type { PauseReason } from './flow-controller.js';
-import { LagMonitor } from './lag-monitor.js';
+import { LagMonitor, type LagMonitorEvents } from './lag-monitor.js';
 import { lagStatusLevel } from './lag-status.js';
-import { RateLimitedProducer } from './rate-limited-producer.js';
+import { RateLimitedProducer, type RateLimitedProducerEvents } from './rate-limited-producer.js';
 import { knownKeys, plainObject } from './validate.js';
 
 /**
@@ -66,20 +67,33 @@ export interface PromClient {
   readonly Histogram: new (config: never) => HistogramLike;
 }
 
-/** What the metrics read from a consumer: any `BackpressureConsumer`, whatever its payload type. */
-export type MeasuredConsumer = Pick<
-  BackpressureConsumer,
-  | 'groupId'
-  | 'partitions'
-  | 'consumedCounts'
-  | 'inFlight'
-  | 'inFlightBytes'
-  | 'activeHandlers'
-  | 'concurrency'
-  | 'circuitState'
-  | 'on'
-  | 'off'
->;
+/** Subscribing and unsubscribing, as every emitter of the library does. */
+interface Emitter<Events extends EventEmitter.ValidEventTypes> {
+  on<K extends EventEmitter.EventNames<Events>>(
+    event: K,
+    listener: EventEmitter.EventListener<Events, K>,
+  ): unknown;
+  off<K extends EventEmitter.EventNames<Events>>(
+    event: K,
+    listener?: EventEmitter.EventListener<Events, K>,
+  ): unknown;
+}
+
+/**
+ * What the metrics read from a consumer: any `BackpressureConsumer`, whatever
+ * its payload type (spelled out rather than picked from the class, whose
+ * `on()` returns the consumer's own type and so would tie it to one payload).
+ */
+export interface MeasuredConsumer extends Emitter<ConsumerEvents> {
+  readonly groupId: string;
+  readonly inFlight: number;
+  readonly inFlightBytes: number;
+  readonly activeHandlers: number;
+  readonly concurrency: number;
+  readonly circuitState: 'closed' | 'open' | 'half-open';
+  partitions(): PartitionSnapshot[];
+  consumedCounts(): ReadonlyMap<string, number>;
+}
 
 export interface MetricsSources {
   /** Consumers whose state and events become metrics, labelled by their group. */
@@ -368,14 +382,19 @@ class Builder {
     });
   }
 
-  /** Subscribes to an emitter for as long as the registration lasts. */
-  listen<Events extends EventEmitter.ValidEventTypes, K extends EventEmitter.EventNames<Events>>(
-    emitter: Pick<EventEmitter<Events>, 'on' | 'off'>,
-    event: K,
-    listener: EventEmitter.EventListener<Events, K>,
-  ): void {
-    emitter.on(event, listener);
-    this.#cleanups.push(() => emitter.off(event, listener));
+  /**
+   * A subscriber for one kind of emitter: `on(emitter, event, listener)`
+   * subscribes for as long as the registration lasts.
+   */
+  subscriber<Events extends EventEmitter.ValidEventTypes>() {
+    return <K extends EventEmitter.EventNames<Events>>(
+      emitter: Emitter<Events>,
+      event: K,
+      listener: EventEmitter.EventListener<Events, K>,
+    ): void => {
+      emitter.on(event, listener);
+      this.#cleanups.push(() => emitter.off(event, listener));
+    };
   }
 
   unregister(): void {
@@ -557,8 +576,9 @@ function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): void {
     'Admin calls of the lag monitor that failed.',
     ['group', 'during'],
   );
+  const on = b.subscriber<LagMonitorEvents>();
   for (const monitor of monitors) {
-    b.listen(monitor, 'lag.error', (e) => errors.inc({ group: e.groupId, during: e.during }));
+    on(monitor, 'lag.error', (e) => errors.inc({ group: e.groupId, during: e.during }));
   }
 }
 
@@ -683,21 +703,18 @@ function consumerMetrics(
     'Messages shed (older than shed.maxAgeMs), by action.',
     ['group', 'topic', 'action'],
   );
+  const on = b.subscriber<ConsumerEvents>();
   for (const c of consumers) {
-    b.listen(c, 'handler.settled', (e) =>
+    on(c, 'handler.settled', (e) =>
       duration.observe(
         { group: c.groupId, topic: e.topic, outcome: e.outcome },
         e.durationMs / 1000,
       ),
     );
-    b.listen(c, 'message.retry', (e) => retries.inc({ group: c.groupId, topic: e.topic }));
-    b.listen(c, 'dlq.routed', (e) =>
-      routed.inc({ group: c.groupId, topic: e.topic, reason: e.reason }),
-    );
-    b.listen(c, 'dlq.failed', (e) => dlqFailures.inc({ group: c.groupId, topic: e.topic }));
-    b.listen(c, 'message.shed', (e) =>
-      shed.inc({ group: c.groupId, topic: e.topic, action: e.action }),
-    );
+    on(c, 'message.retry', (e) => retries.inc({ group: c.groupId, topic: e.topic }));
+    on(c, 'dlq.routed', (e) => routed.inc({ group: c.groupId, topic: e.topic, reason: e.reason }));
+    on(c, 'dlq.failed', (e) => dlqFailures.inc({ group: c.groupId, topic: e.topic }));
+    on(c, 'message.shed', (e) => shed.inc({ group: c.groupId, topic: e.topic, action: e.action }));
   }
 }
 
@@ -765,10 +782,11 @@ function producerMetrics(
     'producer.send calls that failed after KafkaJS’s own retries.',
     ['producer'],
   );
+  const on = b.subscriber<RateLimitedProducerEvents>();
   for (const [producer, p] of producers) {
-    b.listen(p, 'producer.throttled', (e) =>
+    on(p, 'producer.throttled', (e) =>
       throttled.inc({ producer, cause: e.cause, lag_status: e.lagStatus }),
     );
-    b.listen(p, 'producer.send-failed', () => failed.inc({ producer }));
+    on(p, 'producer.send-failed', () => failed.inc({ producer }));
   }
 }

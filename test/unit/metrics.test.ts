@@ -318,6 +318,20 @@ describe('registerMetrics: registration', () => {
     expect(r.names.every((n) => n.startsWith('kafka_producer_'))).toBe(true);
   });
 
+  it('accepts consumers of any payload type (a deserializer changes the type parameter)', () => {
+    const fake = { run: () => undefined } as unknown as Consumer;
+    const typed = new BackpressureConsumer<{ id: string }>(fake, {
+      topics: ['t'],
+      deserialize: (m) => ({ id: m.key!.toString() }),
+      handler: (message) => void message.payload.id,
+    });
+    const raw = new BackpressureConsumer(fake, { topics: ['t'], handler: () => undefined });
+    const registry = new client.Registry();
+    // Type-checked by `npm run typecheck`: both kinds in one array.
+    const r = register(registry, { consumers: [typed, raw] }, { client });
+    expect(r.names).toContain('kafka_consumer_paused');
+  });
+
   it('counts nothing for a consumer that has not joined its group yet', async () => {
     const fake = { run: () => undefined } as unknown as Consumer;
     const consumer = new BackpressureConsumer(fake, { topics: ['t'], handler: () => undefined });
