@@ -13,6 +13,7 @@ import {
 import {
   createTopic,
   disconnectAll,
+  endOffsets,
   expectCommittedAtEnd,
   getAdmin,
   newKafka,
@@ -134,6 +135,10 @@ describe('Prometheus metrics against a real broker', () => {
         value: isPoison(i) ? `poison-${i}` : `m-${i}`,
       })),
     );
+    // What is in the topic: under load a produce request can time out after
+    // the broker stored it and be retried, so it may hold a few more.
+    const records = [...(await endOffsets(topic)).values()].reduce((a, b) => a + b, 0);
+    expect(records).toBeGreaterThanOrEqual(MESSAGES);
 
     const monitor = new LagMonitor(await getAdmin(), {
       groupId,
@@ -147,6 +152,8 @@ describe('Prometheus metrics against a real broker', () => {
       release = resolve;
     });
     let attempts = 0;
+    let successes = 0;
+    let failures = 0;
     const handled = new Set<string>();
     const consumer = new BackpressureConsumer(kafkaConsumer(groupId), {
       topics: [topic],
@@ -163,14 +170,27 @@ describe('Prometheus metrics against a real broker', () => {
         await released;
         const value = message.value!.toString();
         const i = Number(value.split('-')[1]);
-        if (isPoison(i)) throw new NonRetriableError(`cannot use ${value}`);
-        if (isTransient(i) && attempt === 1) throw new Error('transient');
+        if (isPoison(i)) {
+          failures += 1;
+          throw new NonRetriableError(`cannot use ${value}`);
+        }
+        if (isTransient(i) && attempt === 1) {
+          failures += 1;
+          throw new Error('transient');
+        }
+        successes += 1;
         handled.add(value);
       },
     });
     open.push({ close: () => consumer.close({ drainTimeoutMs: 1000 }) });
     let retries = 0;
     consumer.on('message.retry', () => (retries += 1));
+    let deadLetters = 0;
+    consumer.on('dlq.routed', () => (deadLetters += 1));
+    let assignments = 0;
+    consumer.on('group.rebalance', (e) => {
+      if (e.phase === 'assigned') assignments += 1;
+    });
     const samples: ConsumerLagEvent[] = [];
     consumer.on('lag.sample', (e) => samples.push(e));
 
@@ -204,7 +224,7 @@ describe('Prometheus metrics against a real broker', () => {
     const group = { group: groupId };
 
     // The monitor's numbers.
-    expect(snapshot.total.lag).toBe(MESSAGES);
+    expect(snapshot.total.lag).toBe(records);
     expect(snapshot.partitions).toHaveLength(PARTITIONS);
     for (const p of snapshot.partitions) {
       const labels = { ...group, topic, partition: String(p.partition) };
@@ -305,7 +325,10 @@ describe('Prometheus metrics against a real broker', () => {
       consumed: [...consumer.consumedCounts()],
       inFlight: consumer.inFlight,
       retries,
+      deadLetters,
       attempts,
+      successes,
+      failures,
     }));
     const a = after.series;
     expect(value(a, 'kafka_consumer_group_lag_total', group)).toBe(later.total.lag);
@@ -314,20 +337,26 @@ describe('Prometheus metrics against a real broker', () => {
     expect(value(a, 'kafka_lag_rate_of_change', group)).toBeCloseTo(later.total.rateOfChange!, 9);
     expect(later.total.rateOfChange!).toBeLessThan(0);
     expect(value(a, 'kafka_consumer_in_flight_messages', group)).toBe(0);
-    expect(after.numbers.consumed).toEqual([[topic, MESSAGES]]);
-    expect(value(a, 'kafka_messages_consumed_total', { ...group, topic })).toBe(MESSAGES);
+    const done = after.numbers;
+    const consumed = consumer.consumedCounts().get(topic)!;
+    expect(done.consumed).toEqual([[topic, consumed]]);
+    // Every record once (more only after a rebalance, which redelivers).
+    if (assignments === 1) expect(consumed).toBe(records);
+    expect(consumed).toBeGreaterThanOrEqual(records);
+    expect(value(a, 'kafka_messages_consumed_total', { ...group, topic })).toBe(consumed);
     const transient = Array.from({ length: MESSAGES }, (_, i) => i).filter(isTransient).length;
-    expect(after.numbers.retries).toBe(transient);
-    expect(value(a, 'kafka_consumer_retries_total', { ...group, topic })).toBe(transient);
+    expect(done.retries).toBeGreaterThanOrEqual(transient);
+    expect(value(a, 'kafka_consumer_retries_total', { ...group, topic })).toBe(done.retries);
+    expect(done.deadLetters).toBeGreaterThanOrEqual(3);
     expect(
       value(a, 'kafka_consumer_dlq_routed_total', { ...group, topic, reason: 'non-retriable' }),
-    ).toBe(3);
+    ).toBe(done.deadLetters);
     // One histogram observation per handler attempt, by outcome.
     const count = (outcome: string) =>
       value(a, 'kafka_consumer_handler_duration_seconds_count', { ...group, topic, outcome });
-    expect(count('success')).toBe(MESSAGES - 3);
-    expect(count('error')).toBe(3 + transient);
-    expect(count('success') + count('error')).toBe(after.numbers.attempts);
+    expect(count('success')).toBe(done.successes);
+    expect(count('error')).toBe(done.failures);
+    expect(done.successes + done.failures).toBe(done.attempts);
     expect(
       value(a, 'kafka_consumer_handler_duration_seconds_bucket', {
         ...group,
@@ -335,14 +364,14 @@ describe('Prometheus metrics against a real broker', () => {
         outcome: 'success',
         le: '+Inf',
       }),
-    ).toBe(MESSAGES - 3);
+    ).toBe(done.successes);
 
     // The consumer's own lag (registry B) agrees: 0 everywhere.
     const ownAfter = parse(await consumerOnly.metrics());
     expect(select(ownAfter, 'kafka_consumer_group_lag').map((x) => x.value)).toEqual([0, 0, 0]);
     expect(value(ownAfter, 'kafka_consumer_group_lag_total', group)).toBe(0);
     process.stdout.write(
-      `---- after: consumed ${MESSAGES}, retries ${transient}, dead letters 3, attempts ${after.numbers.attempts}; ` +
+      `---- after: consumed ${consumed} of ${records} records, retries ${done.retries}, dead letters ${done.deadLetters}, attempts ${done.attempts}; ` +
         `rate of change ${later.total.rateOfChange!.toFixed(1)} msg/s ----\n`,
     );
   });
