@@ -43,6 +43,8 @@ interface PartitionState {
   shareFull: boolean;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
   holding: number;
+  /** The partition's lane in `partition` mode, built once rather than per message. */
+  readonly laneKey: string | undefined;
 }
 
 interface Work extends LaneItem {
@@ -115,6 +117,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #drained = false;
   /** When any handler attempt last succeeded: tells a poison message from an outage. */
   #lastSuccessAt = Number.NEGATIVE_INFINITY;
+  #lastAttemptEndedAt = Number.NEGATIVE_INFINITY;
   #commitChain: Promise<void> = Promise.resolve();
   #closePromise: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
@@ -156,7 +159,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       handlerTimeoutMs: o.handlerTimeoutMs,
       attemptEnded: (live) => {
         this.#running.delete(live);
-        this.#latency.record(o.clock.now() - live.started);
+        const now = o.clock.now();
+        this.#lastAttemptEndedAt = now;
+        this.#latency.record(now - live.started);
       },
     };
     // One abort listener per sleeping retry: many by design.
@@ -447,7 +452,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         checkStop = true;
       }
       this.#lanes.push({
-        laneKey: laneKeyOf(mode, batch.topic, batch.partition, message.key),
+        laneKey:
+          mode === 'partition'
+            ? state.laneKey
+            : laneKeyOf(mode, batch.topic, batch.partition, message.key),
         state,
         raw: message,
         offset,
@@ -581,6 +589,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         highWatermark: undefined,
         holding: 0,
         shareFull: false,
+        laneKey: laneKeyOf('partition', topic, partition, null),
       };
       this.#partitions.set(key, state);
     }
@@ -639,7 +648,6 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       let error: Error;
       try {
         await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt));
-        this.#lastSuccessAt = o.clock.now();
         return true;
       } catch (thrown) {
         error = toError(thrown);
@@ -727,7 +735,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           }
           Promise.resolve(result).then(
             () => {
-              if (live.settle()) resolve();
+              if (!live.settle()) return;
+              // settle() just stamped the end of this attempt.
+              this.#lastSuccessAt = this.#lastAttemptEndedAt;
+              resolve();
             },
             (thrown: unknown) => {
               if (live.settle()) reject(thrown);
