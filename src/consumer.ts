@@ -119,6 +119,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #lastSuccessAt = Number.NEGATIVE_INFINITY;
   #lastAttemptEndedAt = Number.NEGATIVE_INFINITY;
   #commitChain: Promise<void> = Promise.resolve();
+  /** Offsets the broker accepted, as KafkaJS reports them, by partition key. */
+  readonly #confirmed = new Map<string, string>();
   #closePromise: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
 
@@ -250,7 +252,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
     this.#setState('starting');
     const o = this.#options;
-    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    const { GROUP_JOIN, REBALANCING, CRASH, COMMIT_OFFSETS } = this.#consumer.events;
     this.#unsubscribe.push(
       this.#consumer.on(GROUP_JOIN, (event) => {
         this.#groupId = event.payload.groupId;
@@ -262,6 +264,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // coordinator before the JoinGroup (which first waits for a
       // FindCoordinator round trip) and still carries the old generation.
       this.#consumer.on(REBALANCING, () => void this.#commitNow('all')),
+      // KafkaJS's commitOffsets resolves without committing when its runner
+      // is not running (restarting after a crash, stopping): only this
+      // event, emitted after the broker accepted a commit, confirms one.
+      this.#consumer.on(COMMIT_OFFSETS, (event) => {
+        for (const { topic, partitions } of event.payload.topics) {
+          for (const { partition, offset } of partitions) {
+            this.#confirmed.set(tpKey(topic, partition), String(offset));
+          }
+        }
+      }),
       this.#consumer.on(CRASH, (event) =>
         this.#error(toError(event.payload.error), 'consumer-crash'),
       ),
@@ -1050,11 +1062,27 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       states.push([state, position]);
     }
     if (offsets.length === 0) return;
+    for (const { topic, partition } of offsets) this.#confirmed.delete(tpKey(topic, partition));
     try {
       await this.#consumer.commitOffsets(offsets);
-      for (const [state, position] of states) state.tracker.markCommitted(position);
+      const accepted = offsets.filter(
+        (o) => this.#confirmed.get(tpKey(o.topic, o.partition)) === o.offset,
+      );
+      for (const [state, position] of states) {
+        if (this.#confirmed.get(tpKey(state.topic, state.partition)) === String(position)) {
+          state.tracker.markCommitted(position);
+        }
+      }
+      if (accepted.length < offsets.length) {
+        // Not an error of the broker's: KafkaJS was not running. The
+        // positions stay uncommitted and go out with the next commit.
+        this.#options.logger.warn(
+          { offsets, accepted: accepted.length },
+          'kafkajs-backpressure: KafkaJS skipped an offset commit (consumer not running)',
+        );
+      }
       /** @event offsets.committed */
-      this.emit('offsets.committed', { offsets });
+      if (accepted.length > 0) this.emit('offsets.committed', { offsets: accepted });
     } catch (error) {
       this.#error(
         new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, {
