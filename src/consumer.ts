@@ -55,6 +55,8 @@ interface PartitionState {
   holding: number;
   /** Done messages of this partition's topic (shared per topic, outlives the partition). */
   readonly consumed: { count: number };
+  /** The partition's lane in `partition` mode, built once rather than per message. */
+  readonly laneKey: string | undefined;
 }
 
 interface Work extends LaneItem {
@@ -129,7 +131,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #drained = false;
   /** When any handler attempt last succeeded: tells a poison message from an outage. */
   #lastSuccessAt = Number.NEGATIVE_INFINITY;
+  #lastAttemptEndedAt = Number.NEGATIVE_INFINITY;
   #commitChain: Promise<void> = Promise.resolve();
+  /** Offsets the broker accepted, as KafkaJS reports them, by partition key. */
+  readonly #confirmed = new Map<string, string>();
   #closePromise: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
 
@@ -170,7 +175,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       handlerTimeoutMs: o.handlerTimeoutMs,
       attemptEnded: (live) => {
         this.#running.delete(live);
-        this.#latency.record(o.clock.now() - live.started);
+        const now = o.clock.now();
+        this.#lastAttemptEndedAt = now;
+        this.#latency.record(now - live.started);
       },
     };
     // One abort listener per sleeping retry: many by design.
@@ -290,7 +297,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const o = this.#options;
     // Polled from the start: a stage already far behind holds the first assignment.
     this.#downstream?.start();
-    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    const { GROUP_JOIN, REBALANCING, CRASH, COMMIT_OFFSETS } = this.#consumer.events;
     this.#unsubscribe.push(
       this.#consumer.on(GROUP_JOIN, (event) => {
         this.#groupId = event.payload.groupId;
@@ -302,6 +309,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // coordinator before the JoinGroup (which first waits for a
       // FindCoordinator round trip) and still carries the old generation.
       this.#consumer.on(REBALANCING, () => void this.#commitNow('all')),
+      // KafkaJS's commitOffsets resolves without committing when its runner
+      // is not running (restarting after a crash, stopping): only this
+      // event, emitted after the broker accepted a commit, confirms one.
+      this.#consumer.on(COMMIT_OFFSETS, (event) => {
+        for (const { topic, partitions } of event.payload.topics) {
+          for (const { partition, offset } of partitions) {
+            this.#confirmed.set(tpKey(topic, partition), String(offset));
+          }
+        }
+      }),
       this.#consumer.on(CRASH, (event) =>
         this.#error(toError(event.payload.error), 'consumer-crash'),
       ),
@@ -495,7 +512,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         checkStop = true;
       }
       this.#lanes.push({
-        laneKey: laneKeyOf(mode, batch.topic, batch.partition, message.key),
+        laneKey:
+          mode === 'partition'
+            ? state.laneKey
+            : laneKeyOf(mode, batch.topic, batch.partition, message.key),
         state,
         raw: message,
         offset,
@@ -640,6 +660,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         holding: 0,
         shareFull: false,
         consumed: this.#consumedOf(topic),
+        laneKey: laneKeyOf('partition', topic, partition, null),
       };
       this.#partitions.set(key, state);
     }
@@ -702,7 +723,6 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       let error: Error;
       try {
         await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt));
-        this.#lastSuccessAt = o.clock.now();
         return true;
       } catch (thrown) {
         error = toError(thrown);
@@ -790,7 +810,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           }
           Promise.resolve(result).then(
             () => {
-              if (live.settle()) resolve();
+              if (!live.settle()) return;
+              // settle() just stamped the end of this attempt.
+              this.#lastSuccessAt = this.#lastAttemptEndedAt;
+              resolve();
             },
             (thrown: unknown) => {
               if (live.settle()) reject(thrown);
@@ -1180,11 +1203,27 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       states.push([state, position]);
     }
     if (offsets.length === 0) return;
+    for (const { topic, partition } of offsets) this.#confirmed.delete(tpKey(topic, partition));
     try {
       await this.#consumer.commitOffsets(offsets);
-      for (const [state, position] of states) state.tracker.markCommitted(position);
+      const accepted = offsets.filter(
+        (o) => this.#confirmed.get(tpKey(o.topic, o.partition)) === o.offset,
+      );
+      for (const [state, position] of states) {
+        if (this.#confirmed.get(tpKey(state.topic, state.partition)) === String(position)) {
+          state.tracker.markCommitted(position);
+        }
+      }
+      if (accepted.length < offsets.length) {
+        // Not an error of the broker's: KafkaJS was not running. The
+        // positions stay uncommitted and go out with the next commit.
+        this.#options.logger.warn(
+          { offsets, accepted: accepted.length },
+          'kafkajs-backpressure: KafkaJS skipped an offset commit (consumer not running)',
+        );
+      }
       /** @event offsets.committed */
-      this.emit('offsets.committed', { offsets });
+      if (accepted.length > 0) this.emit('offsets.committed', { offsets: accepted });
     } catch (error) {
       this.#error(
         new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, {
