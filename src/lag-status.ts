@@ -1,7 +1,8 @@
 /**
  * The three levels every lag signal in the library speaks: the lag monitor
- * produces them, the consumer's own lag tracking emits them, the
- * rate-limited producer and the upstream-pause rule consume them.
+ * produces them; the rate-limited producer and the consumer's upstream-pause
+ * rule (`downstreamLag`) follow them. The consumer's own lag is reported as
+ * numbers (`lag.sample`), not as a status.
  */
 export type LagStatus = 'ok' | 'warning' | 'critical';
 
