@@ -474,28 +474,38 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           unresolved = undefined;
         }
         const clock = this.#options.clock;
-        const giveUpAt =
-          state.tracker.pendingCount >= this.#fairShare()
-            ? clock.now() + FAIR_WAIT_MS
-            : Number.POSITIVE_INFINITY;
-        // Wake when a chunk has freed (the low mark), not at every finished
-        // message: admitting one message per wake-up costs a timer, a
-        // heartbeat check and a promise each, which is most of the per-message
-        // cost when handlers are fast. The low mark keeps work queued while
-        // the chunk is refilled.
-        const ok = await this.#waitHeartbeating(
-          () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
-          payload,
-          () => this.#budget.low() && this.#budget.fits(bytes),
-          giveUpAt,
-        );
-        if (ok && !this.#budget.fits(bytes)) {
-          state.shareFull = true;
-          this.#flow.add('partition-full', tp);
-          complete = false;
-          break;
+        let admit = false;
+        while (!admit) {
+          const giveUpAt =
+            state.tracker.pendingCount >= this.#fairShare()
+              ? clock.now() + FAIR_WAIT_MS
+              : Number.POSITIVE_INFINITY;
+          // Wake when a chunk has freed (the low mark), not at every finished
+          // message: admitting one message per wake-up costs a timer, a
+          // heartbeat check and a promise each, which is most of the
+          // per-message cost when handlers are fast. The low mark keeps work
+          // queued while the chunk is refilled.
+          const ok = await this.#waitHeartbeating(
+            () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
+            payload,
+            () => this.#budget.low() && this.#budget.fits(bytes),
+            giveUpAt,
+          );
+          if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) break;
+          if (this.#budget.fits(bytes)) {
+            admit = true;
+          } else if (this.#holdsShare(state)) {
+            // Only the partition's own finished work lifts this pause
+            // (#finish), so it is taken only while some of that work remains:
+            // a partition whose work all finished during the wait would stay
+            // paused for good.
+            state.shareFull = true;
+            this.#flow.add('partition-full', tp);
+            break;
+          }
+          // Otherwise its own work drained meanwhile: keep waiting in place.
         }
-        if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) {
+        if (!admit) {
           complete = false;
           break;
         }
@@ -630,6 +640,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#budget.wakeAll();
     /** @event group.rebalance phase `assigned` */
     this.emit('group.rebalance', { phase: 'assigned', assigned, revoked, dropped });
+  }
+
+  /** Above the low mark of its fair share: what a `partition-full` pause lasts for. */
+  #holdsShare(state: PartitionState): boolean {
+    return state.tracker.pendingCount > this.#fairShare() * this.#options.resumeThreshold;
   }
 
   /** A partition's fair part of `maxInFlight` when every assigned partition wants more. */
@@ -1030,10 +1045,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       if (!state.revoked) state.tracker.complete(work.offset);
     }
     this.#budget.release(work.bytes);
-    if (
-      state.shareFull &&
-      state.tracker.pendingCount <= this.#fairShare() * this.#options.resumeThreshold
-    ) {
+    if (state.shareFull && !this.#holdsShare(state)) {
       state.shareFull = false;
       this.#flow.remove('partition-full', state);
     }
