@@ -5,15 +5,22 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { AimdLimit } from './adaptive-concurrency.js';
 import { Circuit, type CircuitState } from './circuit.js';
 import { deadLetterMessage } from './dlq.js';
+import { DownstreamLagWatch } from './downstream-lag.js';
 import {
   BackpressureError,
   ConfigError,
   DlqPublishError,
   HandlerTimeoutError,
+  MessageShedError,
   isBackpressureError,
   toError,
 } from './errors.js';
-import type { ConsumerEvents, ErrorEvent } from './events.js';
+import type {
+  ConsumerEvents,
+  ErrorEvent,
+  HandlerSettledEvent,
+  PartitionLagSample,
+} from './events.js';
 import { FlowController, type PauseReason } from './flow-controller.js';
 import { InFlightBudget } from './inflight.js';
 import { KafkaConsumerPort } from './kafka-port.js';
@@ -27,6 +34,7 @@ import {
 } from './options.js';
 import { Lanes, laneKeyOf, type LaneItem } from './ordering.js';
 import { backoffDelay } from './retry.js';
+import { shedAge } from './shedding.js';
 import { tpKey, type TopicPartition } from './topic-partition.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -43,6 +51,8 @@ interface PartitionState {
   shareFull: boolean;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
   holding: number;
+  /** Done messages of this partition's topic (shared per topic, outlives the partition). */
+  readonly consumed: { count: number };
 }
 
 interface Work extends LaneItem {
@@ -94,6 +104,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #latency: LatencyWindow;
   readonly #aimd: AimdLimit | undefined;
   readonly #partitions = new Map<string, PartitionState>();
+  readonly #consumed = new Map<string, { count: number }>();
+  readonly #downstream: DownstreamLagWatch | undefined;
   /** Aborted on close when in-flight work is abandoned. */
   readonly #closeController = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
@@ -152,6 +164,22 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       (state) => this.#onCircuit(state),
       (error) => this.#isRetriable(toError(error)),
     );
+    this.#downstream = o.downstreamLag
+      ? new DownstreamLagWatch(o.downstreamLag, {
+          changed: ({ paused, status, lag, reason }) => {
+            if (paused) {
+              this.#flow.add('downstream-lag');
+              /** @event downstream.lag-high */
+              this.emit('downstream.lag-high', { status, lag, reason });
+            } else {
+              this.#flow.remove('downstream-lag');
+              /** @event downstream.lag-normal */
+              this.emit('downstream.lag-normal', { status, lag, reason });
+            }
+          },
+          error: (error) => this.#error(error, 'downstream-lag'),
+        })
+      : undefined;
   }
 
   /** Lifecycle state. */
@@ -196,6 +224,19 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     return this.#groupId;
   }
 
+  /**
+   * Messages done since start, per topic: handled, dead-lettered or shed.
+   * Only grows (a revoked partition's count stays); `kafka_messages_consumed_total`.
+   */
+  consumedCounts(): ReadonlyMap<string, number> {
+    return new Map([...this.#consumed].map(([topic, c]) => [topic, c.count]));
+  }
+
+  /** True while the `downstreamLag` rule holds every partition paused. */
+  get downstreamLagging(): boolean {
+    return this.#downstream?.paused ?? false;
+  }
+
   /** The rolling handler-latency percentile (`latency.percentile`, default p95), in ms. */
   latencyPercentile(): number | undefined {
     return this.#latency.percentile(this.#options.latencyPercentile);
@@ -231,6 +272,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
     this.#setState('starting');
     const o = this.#options;
+    // Polled from the start: a stage already far behind holds the first assignment.
+    this.#downstream?.start();
     const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
     this.#unsubscribe.push(
       this.#consumer.on(GROUP_JOIN, (event) => {
@@ -260,6 +303,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       this.#every(Math.max(50, Math.floor(o.latency.windowMs / 20)), () => this.#checkLatency());
     if (o.adaptiveConcurrency)
       this.#every(o.adaptiveConcurrency.intervalMs, () => this.#adaptConcurrency());
+    this.#every(o.lagSampleIntervalMs, () => this.#sampleLag());
     // close() may have been called while KafkaJS was starting.
     if ((this.#state as ConsumerState) === 'starting') this.#setState('running');
   }
@@ -328,6 +372,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       this.#circuit.wakeAll();
     }
     for (const timer of this.#timers) clearInterval(timer);
+    this.#downstream?.stop();
     if (wasStarted) {
       await this.#commit();
       try {
@@ -521,6 +566,15 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     return Math.max(1, Math.ceil(this.#budget.maxMessages / Math.max(1, this.#partitions.size)));
   }
 
+  #consumedOf(topic: string): { count: number } {
+    let counter = this.#consumed.get(topic);
+    if (counter === undefined) {
+      counter = { count: 0 };
+      this.#consumed.set(topic, counter);
+    }
+    return counter;
+  }
+
   #stateOf(topic: string, partition: number): PartitionState {
     const key = tpKey(topic, partition);
     let state = this.#partitions.get(key);
@@ -533,6 +587,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         highWatermark: undefined,
         holding: 0,
         shareFull: false,
+        consumed: this.#consumedOf(topic),
       };
       this.#partitions.set(key, state);
     }
@@ -553,7 +608,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  /** True when the message is done (handled or dead-lettered), false when abandoned. */
+  /** True when the message is done (handled, dead-lettered or shed), false when abandoned. */
   async #handle(work: Work): Promise<boolean> {
     if (this.#abandoned(work)) return false;
     const { topic, partition } = work.state;
@@ -568,6 +623,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       timestamp: work.raw.timestamp,
       payload: work.raw.value ?? null,
     };
+    if (o.shed) {
+      const ageMs = shedAge(work.raw.timestamp, Date.now(), o.shed.maxAgeMs);
+      if (ageMs !== undefined) return this.#shed(work, message, ageMs);
+    }
     while (o.deserialize) {
       try {
         (message as { payload: unknown }).payload = await o.deserialize(work.raw, {
@@ -661,6 +720,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#closeController.signal.addEventListener('abort', onClose, { once: true });
     const started = this.#options.clock.now();
     let timer: NodeJS.Timeout | undefined;
+    let outcome: HandlerSettledEvent['outcome'] | 'refused' = 'success';
     try {
       await this.#circuit.run(() => {
         const timedOut = new Promise<never>((_, reject) => {
@@ -684,11 +744,52 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         );
         return Promise.race([handled, timedOut, aborted]).then(() => undefined);
       });
+    } catch (error) {
+      outcome =
+        error instanceof HandlerTimeoutError
+          ? 'timeout'
+          : isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN'
+            ? 'refused'
+            : 'error';
+      throw error;
     } finally {
       if (timer) clearTimeout(timer);
       this.#closeController.signal.removeEventListener('abort', onClose);
-      this.#latency.record(this.#options.clock.now() - started);
+      const durationMs = this.#options.clock.now() - started;
+      this.#latency.record(durationMs);
+      if (outcome !== 'refused' && this.listenerCount('handler.settled') > 0) {
+        /** @event handler.settled */
+        this.emit('handler.settled', {
+          topic: message.topic,
+          partition: message.partition,
+          offset: message.offset,
+          attempt,
+          durationMs,
+          outcome,
+        });
+      }
     }
+  }
+
+  /** Dead-letters (reason `shed`) or skips a message too old to be worth handling. */
+  async #shed(work: Work, message: InboundMessage<unknown>, ageMs: number): Promise<boolean> {
+    const shed = this.#options.shed;
+    if (!shed) throw new Error('unreachable: shedding without a shed option');
+    if (shed.action === 'dead-letter') {
+      const error = new MessageShedError(ageMs, shed.maxAgeMs);
+      if (!(await this.#deadLetter(work, message, error, 'shed', 0))) return false;
+    }
+    /** @event message.shed */
+    this.emit('message.shed', {
+      topic: message.topic,
+      partition: message.partition,
+      offset: message.offset,
+      timestamp: message.timestamp,
+      ageMs,
+      maxAgeMs: shed.maxAgeMs,
+      action: shed.action,
+    });
+    return true;
   }
 
   async #holdAndRetry(work: Work, error: Error, attempts: number): Promise<void> {
@@ -716,7 +817,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     work: Work,
     message: InboundMessage<unknown>,
     error: Error,
-    reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization',
+    reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization' | 'shed',
     attempts: number,
   ): Promise<boolean> {
     const dlq = this.#options.deadLetter;
@@ -814,7 +915,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   #finish(work: Work, done: boolean): void {
     const state = work.state;
-    if (done && !state.revoked) state.tracker.complete(work.offset);
+    if (done) {
+      state.consumed.count += 1;
+      if (!state.revoked) state.tracker.complete(work.offset);
+    }
     this.#budget.release(work.bytes);
     if (
       state.shareFull &&
@@ -889,6 +993,28 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         thresholdMs: settings.resumeBelowMs,
       });
     }
+  }
+
+  #sampleLag(): void {
+    if (this.#state !== 'running' || this.listenerCount('lag.sample') === 0) return;
+    const partitions: PartitionLagSample[] = [];
+    let total = 0;
+    for (const p of this.partitions()) {
+      if (p.lag === undefined || p.highWatermark === undefined) continue;
+      partitions.push({
+        topic: p.topic,
+        partition: p.partition,
+        lag: p.lag,
+        highWatermark: p.highWatermark,
+        commitPosition: p.commitPosition,
+      });
+      total += p.lag;
+    }
+    partitions.sort((a, b) =>
+      a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
+    );
+    /** @event lag.sample */
+    this.emit('lag.sample', { groupId: this.#groupId, partitions, total });
   }
 
   #adaptConcurrency(): void {
