@@ -327,6 +327,7 @@ export function renderReport(input: ReportInput): string {
     [
       'peak in-flight',
       Object.entries(s.peakInFlight)
+        .filter(([, n]) => n > 0)
         .map(([m, n]) => `${n} (${m})`)
         .join(', ') || '0',
     ],

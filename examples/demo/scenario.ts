@@ -581,7 +581,8 @@ class Demo {
     this.#log(
       'step.end',
       'warn',
-      `burst: lag ${last?.total ?? '?'} (${last?.status ?? '?'}), consuming ${fmt(this.#rate('consumeRate'))} msg/s; ` +
+      `burst: lag ${last?.total ?? '?'} (${last?.status ?? '?'}), consuming ${fmt(this.#rate('consumeRate'))} msg/s ` +
+        `(capacity ${fmt((c.partitions * 1000) / c.workMs)}); ` +
         `in-flight never above ${peakInFlight} (the budget): the backlog waits in Kafka, not in memory`,
     );
   }
@@ -596,14 +597,16 @@ class Demo {
         'info',
         `no burst step ran: writing a backlog of ${backlog} orders at once`,
       );
+      const written = this.#timeline.now();
       await load.backlog(backlog);
+      // Let the monitor see it before the clock starts.
+      await this.#until(() => this.#lagAfter(written + 0.2) !== undefined, 10);
     }
     load.setRate(c.rate);
     load.start();
-    if (this.#mode === undefined) await this.#use('partition');
     const switchAt = this.#timeline.now();
+    const startLag = this.#timeline.lag.at(-1)?.total ?? 0;
     await this.#use('key');
-    const startLag = this.#lagAfter(switchAt - 1.5)?.total ?? this.#timeline.lag.at(-1)?.total ?? 0;
     const mark = this.#drainMark();
     const drained = await this.#until(() => {
       const round = this.#lagAfter(switchAt);
@@ -624,9 +627,11 @@ class Demo {
       this.#log(
         'step.end',
         'good',
-        `answer: lag ${startLag} -> under ${mark} in ${seconds.toFixed(1)} s from the switch ` +
-          `(${(this.#facts.closeSeconds ?? 0).toFixed(1)} s of it closing the old consumer), ` +
-          `consuming up to ${fmt(peakRate)} msg/s (partition ordering: ${fmt((c.partitions * 1000) / c.workMs)})`,
+        `answer: lag ${startLag} -> under ${mark} in ${seconds.toFixed(1)} s from the switch` +
+          (this.#facts.closeSeconds === undefined
+            ? ''
+            : ` (${this.#facts.closeSeconds.toFixed(1)} s of it closing the old consumer)`) +
+          `, consuming up to ${fmt(peakRate)} msg/s (partition ordering: ${fmt((c.partitions * 1000) / c.workMs)})`,
       );
     } else if (!this.aborted) {
       this.#log(

@@ -218,6 +218,7 @@ export function summaryLines(s: DemoSummary, v: View): string[] {
     row(
       'peak in-flight',
       Object.entries(s.peakInFlight)
+        .filter(([, n]) => n > 0)
         .map(([mode, n]) => `${n} in ${mode} ordering`)
         .join(', ') + `; ${s.peakHandlers} downstream calls at once`,
     ),
