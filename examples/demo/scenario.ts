@@ -22,6 +22,13 @@ import { View } from './view.js';
 
 export type Mode = 'partition' | 'key';
 
+/**
+ * How long the old consumer may finish its in-flight work when the demo
+ * switches ordering, as a deploy's drain budget: in 'partition' ordering a
+ * partition holding many of them runs them one at a time.
+ */
+const SWITCH_DRAIN_MS = 3000;
+
 const TITLES: Record<StepName, string> = {
   baseline: 'Baseline: a slow downstream, a producer within capacity',
   burst: 'Burst: the producer goes far above capacity',
@@ -163,10 +170,14 @@ class Demo {
         `lag status ${e.from} -> ${e.to}: ${e.reason}`,
       );
     });
+    let told: number | null = null;
     monitor.on('lag.recommendation', ({ recommendation: r }) => {
-      // Told while a backlog builds or drains; at a steady low lag the
-      // per-consumer rate is only the produce rate shared out (see the README).
+      // Told while a backlog builds or drains (at a steady low lag the
+      // per-consumer rate is only the produce rate shared out), and only
+      // when the consumer count changes, not the uncapped partition count.
       if (r.consumersNeeded === null || !['burst', 'answer'].includes(this.#timeline.step)) return;
+      if (r.consumersNeeded === told) return;
+      told = r.consumersNeeded;
       this.#log(
         'lag.recommendation',
         'info',
@@ -267,14 +278,16 @@ class Demo {
       this.#log(
         'switch',
         'info',
-        `closing the ${this.#mode}-ordering consumer: finishing its ${old.inFlight} in-flight message(s), committing`,
+        `closing the ${this.#mode}-ordering consumer: ${old.inFlight} message(s) in flight get up to ` +
+          `${SWITCH_DRAIN_MS / 1000} s to finish; the rest is abandoned and redelivered to the next consumer`,
       );
-      await old.close();
+      await old.close({ drainTimeoutMs: SWITCH_DRAIN_MS });
       this.#facts.closeSeconds = (performance.now() - started) / 1000;
       this.#log(
         'switch',
         'info',
-        `closed in ${this.#facts.closeSeconds.toFixed(1)} s; starting one with ordering '${mode}' in the same group`,
+        `closed in ${this.#facts.closeSeconds.toFixed(1)} s (committed what was done); ` +
+          `starting one with ordering '${mode}' in the same group`,
       );
     }
     const options = this.#options(mode);
@@ -605,7 +618,6 @@ class Demo {
     load.setRate(c.rate);
     load.start();
     const switchAt = this.#timeline.now();
-    const startLag = this.#timeline.lag.at(-1)?.total ?? 0;
     await this.#use('key');
     const mark = this.#drainMark();
     const drained = await this.#until(() => {
@@ -613,6 +625,11 @@ class Demo {
       return round !== undefined && round.total <= mark;
     });
     const seconds = this.#timeline.now() - switchAt;
+    // The lag at its highest since the switch (it still grows while the old consumer closes).
+    const startLag = Math.max(
+      this.#timeline.lag.findLast((r) => r.t <= switchAt)?.total ?? 0,
+      this.#peakLagSince(switchAt),
+    );
     const peakRate = Math.max(
       0,
       ...this.#timeline.ticks.filter((x) => x.t >= switchAt).map((x) => x.consumeRate),
@@ -627,7 +644,7 @@ class Demo {
       this.#log(
         'step.end',
         'good',
-        `answer: lag ${startLag} -> under ${mark} in ${seconds.toFixed(1)} s from the switch` +
+        `answer: lag ${startLag} at its peak -> under ${mark} in ${seconds.toFixed(1)} s from the switch` +
           (this.#facts.closeSeconds === undefined
             ? ''
             : ` (${this.#facts.closeSeconds.toFixed(1)} s of it closing the old consumer)`) +
