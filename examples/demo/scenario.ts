@@ -772,6 +772,8 @@ class Demo {
       await sleep(500);
     }
     const peakHandlers = this.#downstream.peakActive;
+    // The panel stays where it is, showing the end state; the summary follows it.
+    this.#view.stop();
     if (this.#consumer !== undefined) {
       await this.#consumer.close();
       this.#consumer = undefined;
@@ -797,8 +799,6 @@ class Demo {
       pauseCounts: this.#pauseCounts,
       facts: this.#facts,
     });
-    // The panel stays where it is, showing the end state; the summary follows it.
-    this.#view.stop();
     this.#view.lines(['', ...summaryLines(summary, this.#view)]);
     return summary;
   }

@@ -156,7 +156,7 @@ export class View {
           ? this.yellow('◐ half-open')
           : this.green(`● ${tick.circuit}`);
     lines.push(
-      ` produce ${this.bold(rate(tick.produceRate).padStart(11))} ${this.dim(`(limit ${tick.produceLimit})`)}` +
+      ` produce ${this.bold(rate(tick.produceRate).padStart(11))} ${this.dim(tick.produceLimit > 0 ? `(limit ${tick.produceLimit})` : '(stopped)')}` +
         `   consume ${this.bold(rate(tick.consumeRate).padStart(11))}` +
         `   ${this.dim('ordering')} ${tick.ordering} ${this.dim('· concurrency')} ${tick.concurrency}`,
     );
