@@ -110,11 +110,12 @@ function stepBands(a: Axis, steps: readonly Interval[], labels: boolean): string
   return steps
     .map((s, i) => {
       const fill = i % 2 === 0 ? '#f6f7f9' : '#ffffff';
-      // A label that would run off the right edge is anchored at it instead.
-      const nearEnd = a.x(s.start) > WIDTH - RIGHT - 70;
-      const label = labels
-        ? `<text x="${n1(nearEnd ? WIDTH - RIGHT - 4 : a.x(s.start) + 4)}" y="${a.top + 13}" class="step"${nearEnd ? ' text-anchor="end"' : ''}>${esc(s.label)}</text>`
-        : '';
+      // A band too narrow for its name (the summary, a step cut short) goes unlabelled.
+      const fits = a.x(s.end) - a.x(s.start) >= s.label.length * 7 + 6;
+      const label =
+        labels && fits
+          ? `<text x="${n1(a.x(s.start) + 4)}" y="${a.top + 13}" class="step">${esc(s.label)}</text>`
+          : '';
       return band(a, s, fill) + label;
     })
     .join('');
