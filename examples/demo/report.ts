@@ -111,7 +111,7 @@ function stepBands(a: Axis, steps: readonly Interval[], labels: boolean): string
     .map((s, i) => {
       const fill = i % 2 === 0 ? '#f6f7f9' : '#ffffff';
       // A band too narrow for its name (the summary, a step cut short) goes unlabelled.
-      const fits = a.x(s.end) - a.x(s.start) >= s.label.length * 7 + 6;
+      const fits = a.x(s.end) - a.x(s.start) >= s.label.length * 6 + 4;
       const label =
         labels && fits
           ? `<text x="${n1(a.x(s.start) + 4)}" y="${a.top + 13}" class="step">${esc(s.label)}</text>`
