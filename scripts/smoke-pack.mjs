@@ -9,6 +9,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -112,6 +113,47 @@ console.log(JSON.stringify(Object.keys(api).filter((k) => k !== 'default').sort(
 `,
     );
 
+    // prom-client is an optional peer: it is not installed in the project,
+    // so registerMetrics must fail with a typed error that says what to do,
+    // and work when the module is handed in (here: this repository's copy).
+    if (existsSync(join(project, 'node_modules', 'prom-client'))) {
+      throw new Error('prom-client was installed although it is an optional peer');
+    }
+    const promClient = createRequire(join(ROOT, 'package.json')).resolve('prom-client');
+    const metricsCheck = (load) => `
+const { RateLimitedProducer, registerMetrics, isBackpressureError } = ${load(NAME)};
+const producer = new RateLimitedProducer({ send: async () => [], disconnect: async () => {} });
+const registry0 = { getSingleMetric() {}, removeSingleMetric() {} };
+let error;
+try { registerMetrics(registry0, { producers: [producer] }); } catch (e) { error = e; }
+if (!isBackpressureError(error) || error.code !== 'ERR_CONFIG' || !/npm install prom-client/.test(error.message)) {
+  throw new Error('without prom-client registerMetrics should throw ERR_CONFIG, got ' + error);
+}
+const client = ${load(promClient)};
+const registry = new client.Registry();
+const registration = registerMetrics(registry, { producers: { dlq: producer } }, { client });
+const text = await registry.metrics();
+if (!text.includes('kafka_producer_throttle_state{producer="dlq"} 0')) throw new Error('unexpected scrape:\\n' + text);
+registration.unregister();
+if ((await registry.metrics()).trim() !== '') throw new Error('unregister() left metrics behind');
+await producer.close();
+console.log('ok');
+`;
+    writeFileSync(
+      join(project, 'metrics.mjs'),
+      metricsCheck(
+        (id) => `await import(${JSON.stringify(id.startsWith('/') ? pathToFileURL(id).href : id)})`,
+      ),
+    );
+    writeFileSync(
+      join(project, 'metrics.cjs'),
+      `(async () => {${metricsCheck((id) => `require(${JSON.stringify(id)})`)}})().catch((e) => { console.error(e); process.exit(1); });`,
+    );
+    for (const file of ['metrics.mjs', 'metrics.cjs']) {
+      const out = run(process.execPath, [file], project).trim();
+      if (out !== 'ok') throw new Error(`${file}: ${out}`);
+    }
+
     const esmNames = JSON.parse(run(process.execPath, ['esm.mjs'], project));
     const cjsNames = JSON.parse(run(process.execPath, ['cjs.cjs'], project));
     const same = (a, b) => a.length === b.length && a.every((k, i) => k === b[i]);
@@ -124,7 +166,7 @@ console.log(JSON.stringify(Object.keys(api).filter((k) => k !== 'default').sort(
       throw new Error(`CJS exports differ from ESM:\n  cjs ${cjsNames}\n  esm ${expected}`);
     }
     process.stdout.write(
-      `smoke: esm ok (${esmNames.length} exports), cjs ok (${cjsNames.length} exports)\n`,
+      `smoke: esm ok (${esmNames.length} exports), cjs ok (${cjsNames.length} exports), registerMetrics ok without prom-client installed (typed error) and with the module passed in\n`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -38,6 +38,12 @@ export class Circuit {
       rollingCountTimeout: settings.rollingCountTimeoutMs,
       rollingCountBuckets: settings.rollingCountBuckets,
       errorFilter: (error: unknown) => error instanceof Uncounted || !isCounted(error),
+      // Latency is measured by the dispatcher's own window. opossum's
+      // percentiles would copy and sort every call's latency in the rolling
+      // window at each snapshot and each failure: a cost per message for
+      // figures nobody reads.
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
     });
     const move = (state: CircuitState) => {
       if (this.#state === state) return;
@@ -56,23 +62,14 @@ export class Circuit {
 
   /**
    * Runs `task` through the breaker; rejects with {@link CircuitOpenError}
-   * without running it when open. A task that rejects through
-   * {@link uncounted} fails without counting against the downstream.
+   * without running it when open. With `counted` false, a failure does not
+   * count against the downstream (opossum takes the call as a success, so in
+   * half-open it closes the circuit).
    */
-  async run(task: () => Promise<void>): Promise<void> {
+  run(task: () => Promise<void>, counted = true): Promise<void> {
     if (this.#breaker === undefined) return task();
-    try {
-      await this.#breaker.fire(task);
-    } catch (error) {
-      if (error instanceof Uncounted) throw error.error;
-      if (
-        !isBackpressureError(error) &&
-        (error as { code?: unknown } | null)?.code === 'EOPENBREAKER'
-      ) {
-        throw new CircuitOpenError({ cause: error });
-      }
-      throw error;
-    }
+    const call = counted ? task : () => task().catch(uncounted);
+    return this.#breaker.fire(call).then(undefined, rethrowOpen);
   }
 
   /**
@@ -101,7 +98,18 @@ export class Circuit {
   }
 }
 
-/** Carries a failure past opossum's statistics (see {@link uncounted}). */
+function rethrowOpen(error: unknown): never {
+  if (error instanceof Uncounted) throw error.error;
+  if (
+    !isBackpressureError(error) &&
+    (error as { code?: unknown } | null)?.code === 'EOPENBREAKER'
+  ) {
+    throw new CircuitOpenError({ cause: error });
+  }
+  throw error;
+}
+
+/** Carries a failure past opossum's statistics (see `run`'s `counted`). */
 class Uncounted extends Error {
   readonly error: unknown;
 
@@ -111,12 +119,7 @@ class Uncounted extends Error {
   }
 }
 
-/**
- * A rejection handler for a task run by {@link Circuit.run}: the failure
- * reaches the caller unchanged but does not count against the downstream
- * (opossum takes the call as a success, so in half-open it closes the
- * circuit).
- */
-export function uncounted(error: unknown): never {
+/** Marks a failure so opossum's statistics skip it; `run` unwraps it again. */
+function uncounted(error: unknown): never {
   throw new Uncounted(error);
 }

@@ -3,17 +3,24 @@ import { EventEmitter } from 'eventemitter3';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AimdLimit } from './adaptive-concurrency.js';
-import { Circuit, uncounted, type CircuitState } from './circuit.js';
+import { Circuit, type CircuitState } from './circuit.js';
 import { deadLetterMessage } from './dlq.js';
+import { DownstreamLagWatch } from './downstream-lag.js';
 import {
   BackpressureError,
   ConfigError,
   DlqPublishError,
   HandlerTimeoutError,
+  MessageShedError,
   isBackpressureError,
   toError,
 } from './errors.js';
-import type { ConsumerEvents, ErrorEvent } from './events.js';
+import type {
+  ConsumerEvents,
+  ErrorEvent,
+  HandlerSettledEvent,
+  PartitionLagSample,
+} from './events.js';
 import { FlowController, type PauseReason } from './flow-controller.js';
 import { InFlightBudget } from './inflight.js';
 import { KafkaConsumerPort } from './kafka-port.js';
@@ -27,6 +34,7 @@ import {
 } from './options.js';
 import { Lanes, laneKeyOf, type LaneItem } from './ordering.js';
 import { backoffDelay } from './retry.js';
+import { shedAge } from './shedding.js';
 import { tpKey, type TopicPartition } from './topic-partition.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -39,12 +47,18 @@ interface PartitionState {
   revoked: boolean;
   /** From the last batch: the log-end offset the broker reported. */
   highWatermark: number | undefined;
+  /** The first offset of the first batch: where the partition stands for its lag until a message is admitted. */
+  fetchedFrom: number | undefined;
   /** Paused for holding its share of a contended in-flight budget. */
   shareFull: boolean;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
   holding: number;
   /** Bytes of this partition's messages in the in-flight budget. */
   bytes: number;
+  /** Done messages of this partition's topic (shared per topic, outlives the partition). */
+  readonly consumed: { count: number };
+  /** The partition's lane in `partition` mode, built once rather than per message. */
+  readonly laneKey: string | undefined;
 }
 
 interface Work extends LaneItem {
@@ -72,6 +86,8 @@ export interface CloseOptions {
 }
 
 const HEARTBEAT_POLL_MS = 500;
+/** Every how many periodic commits the unchanged positions are committed again too. */
+const REASSERT_EVERY_TICKS = 6;
 /** How long a partition at its fair share waits in place for capacity before pausing. */
 const FAIR_WAIT_MS = 250;
 
@@ -96,9 +112,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #latency: LatencyWindow;
   readonly #aimd: AimdLimit | undefined;
   readonly #partitions = new Map<string, PartitionState>();
+  readonly #consumed = new Map<string, { count: number }>();
+  readonly #downstream: DownstreamLagWatch | undefined;
   /** Aborted on close when in-flight work is abandoned. */
   readonly #closeController = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Handler attempts running now, oldest first (deadlines follow start order). */
+  readonly #running = new Set<LiveAttempt>();
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  /** What a running attempt reports to as it ends, however it ends. */
+  readonly #attempts: AttemptOwner;
   readonly #unsubscribe: (() => void)[] = [];
   #state: ConsumerState = 'idle';
   #groupId = '';
@@ -110,7 +133,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #drained = false;
   /** When any handler attempt last succeeded: tells a poison message from an outage. */
   #lastSuccessAt = Number.NEGATIVE_INFINITY;
+  #lastAttemptEndedAt = Number.NEGATIVE_INFINITY;
   #commitChain: Promise<void> = Promise.resolve();
+  /** Offsets the broker accepted, as KafkaJS reports them, by partition key. */
+  readonly #confirmed = new Map<string, string>();
   #closePromise: Promise<void> | undefined;
   #idleWaiters: (() => void)[] = [];
 
@@ -147,13 +173,38 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       : undefined;
     this.#limit = pLimit(o.concurrency);
     this.#latency = new LatencyWindow(o.clock, o.latencyWindowMs);
-    // One abort listener per running attempt and sleeping retry: many by design.
+    this.#attempts = {
+      handlerTimeoutMs: o.handlerTimeoutMs,
+      attemptEnded: (live) => {
+        this.#running.delete(live);
+        const now = o.clock.now();
+        this.#lastAttemptEndedAt = now;
+        this.#latency.record(now - live.started);
+      },
+    };
+    // One abort listener per sleeping retry: many by design.
     setMaxListeners(0, this.#closeController.signal);
     this.#circuit = new Circuit(
       o.circuitBreaker,
       (state) => this.#onCircuit(state),
       (error) => this.#isRetriable(toError(error)),
     );
+    this.#downstream = o.downstreamLag
+      ? new DownstreamLagWatch(o.downstreamLag, {
+          changed: ({ paused, status, lag, reason }) => {
+            if (paused) {
+              this.#flow.add('downstream-lag');
+              /** @event downstream.lag-high */
+              this.emit('downstream.lag-high', { status, lag, reason });
+            } else {
+              this.#flow.remove('downstream-lag');
+              /** @event downstream.lag-normal */
+              this.emit('downstream.lag-normal', { status, lag, reason });
+            }
+          },
+          error: (error) => this.#error(error, 'downstream-lag'),
+        })
+      : undefined;
   }
 
   /** Lifecycle state. */
@@ -198,6 +249,19 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     return this.#groupId;
   }
 
+  /**
+   * Messages done since start, per topic: handled, dead-lettered or shed.
+   * Only grows (a revoked partition's count stays); `kafka_messages_consumed_total`.
+   */
+  consumedCounts(): ReadonlyMap<string, number> {
+    return new Map([...this.#consumed].map(([topic, c]) => [topic, c.count]));
+  }
+
+  /** True while the `downstreamLag` rule holds every partition paused. */
+  get downstreamLagging(): boolean {
+    return this.#downstream?.paused ?? false;
+  }
+
   /** The rolling handler-latency percentile (`latency.percentile`, default p95), in ms. */
   latencyPercentile(): number | undefined {
     return this.#latency.percentile(this.#options.latencyPercentile);
@@ -215,7 +279,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         lag:
           s.highWatermark === undefined
             ? undefined
-            : Math.max(0, s.highWatermark - (position ?? s.highWatermark)),
+            : Math.max(0, s.highWatermark - (position ?? s.fetchedFrom ?? s.highWatermark)),
         inFlight: s.tracker.pendingCount,
         paused: this.#flow.isPaused(s.topic, s.partition),
         reasons: this.#flow.reasonsFor(s),
@@ -233,7 +297,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
     this.#setState('starting');
     const o = this.#options;
-    const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
+    // Polled from the start: a stage already far behind holds the first assignment.
+    this.#downstream?.start();
+    const { GROUP_JOIN, REBALANCING, CRASH, COMMIT_OFFSETS } = this.#consumer.events;
     this.#unsubscribe.push(
       this.#consumer.on(GROUP_JOIN, (event) => {
         this.#groupId = event.payload.groupId;
@@ -244,7 +310,17 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // outside the commit chain: the OffsetCommit then reaches the
       // coordinator before the JoinGroup (which first waits for a
       // FindCoordinator round trip) and still carries the old generation.
-      this.#consumer.on(REBALANCING, () => void this.#commitNow()),
+      this.#consumer.on(REBALANCING, () => void this.#commitNow('all')),
+      // KafkaJS's commitOffsets resolves without committing when its runner
+      // is not running (restarting after a crash, stopping): only this
+      // event, emitted after the broker accepted a commit, confirms one.
+      this.#consumer.on(COMMIT_OFFSETS, (event) => {
+        for (const { topic, partitions } of event.payload.topics) {
+          for (const { partition, offset } of partitions) {
+            this.#confirmed.set(tpKey(topic, partition), String(offset));
+          }
+        }
+      }),
       this.#consumer.on(CRASH, (event) =>
         this.#error(toError(event.payload.error), 'consumer-crash'),
       ),
@@ -257,11 +333,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
       eachBatch: (payload) => this.#eachBatch(payload),
     });
-    this.#every(o.commitIntervalMs, () => void this.#commit());
+    let ticks = 0;
+    this.#every(o.commitIntervalMs, () => {
+      ticks += 1;
+      void this.#commit(ticks % REASSERT_EVERY_TICKS === 0 ? 'all' : 'changed');
+    });
     if (o.latency)
       this.#every(Math.max(50, Math.floor(o.latency.windowMs / 20)), () => this.#checkLatency());
     if (o.adaptiveConcurrency)
       this.#every(o.adaptiveConcurrency.intervalMs, () => this.#adaptConcurrency());
+    this.#every(o.lagSampleIntervalMs, () => this.#sampleLag());
     // close() may have been called while KafkaJS was starting.
     if ((this.#state as ConsumerState) === 'starting') this.#setState('running');
   }
@@ -287,7 +368,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   /** Resolves when in-flight work is at or below the low mark (the queue is not full). */
   async onDrained(): Promise<void> {
-    while (!this.#budget.low()) await this.#budget.changed();
+    while (!this.#budget.low()) await this.#budget.changed(() => this.#budget.low());
   }
 
   /** Commits every done offset now (it also happens every `commitIntervalMs`). */
@@ -321,17 +402,19 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     await Promise.resolve();
     const drained = await this.#waitFor(() => this.#budget.messages === 0, timeoutMs);
     if (!drained) {
-      this.#closeController.abort(
-        new BackpressureError(
-          'ERR_DRAIN_TIMEOUT',
-          `In-flight work did not finish within ${timeoutMs} ms of close().`,
-        ),
+      const reason = new BackpressureError(
+        'ERR_DRAIN_TIMEOUT',
+        `In-flight work did not finish within ${timeoutMs} ms of close().`,
       );
+      this.#closeController.abort(reason);
+      this.#abortRunning(reason);
       this.#circuit.wakeAll();
     }
+    if (this.#deadlineTimer !== undefined) clearTimeout(this.#deadlineTimer);
     for (const timer of this.#timers) clearInterval(timer);
+    this.#downstream?.stop();
     if (wasStarted) {
-      await this.#commit();
+      await this.#commit('all');
       try {
         await this.#consumer.disconnect();
       } catch (error) {
@@ -349,6 +432,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const { batch, resolveOffset, isRunning, isStale } = payload;
     const state = this.#stateOf(batch.topic, batch.partition);
     state.highWatermark = Number(batch.highWatermark);
+    state.fetchedFrom ??= Number(batch.messages[0]?.offset ?? batch.highWatermark);
     const tp = { topic: batch.topic, partition: batch.partition };
     const mode = this.#options.ordering;
     let complete = true;
@@ -357,12 +441,17 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // change at the start, after that wait and after that event: checking
     // it per message (isStale() builds a string key each call) is wasted work.
     let checkStop = true;
+    // The last offset taken (admitted, or already ours) and not yet resolved
+    // in KafkaJS. Resolving once before each wait and at the end, rather
+    // than per message, is the same to KafkaJS: it reads resolved offsets
+    // only after eachBatch returns or while we wait.
+    let unresolved: string | undefined;
 
     for (const message of batch.messages) {
       const offset = Number(message.offset);
       if (state.tracker.seen(offset)) {
         // Fetched again after a rejoin while we still hold it: already running or done.
-        resolveOffset(message.offset);
+        unresolved = message.offset;
         continue;
       }
       if (checkStop) {
@@ -382,22 +471,43 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         // (capacity usually frees within milliseconds). Still blocked after
         // FAIR_WAIT_MS, it pauses and the rest of its batch is fetched again,
         // so the other partitions' batches get the slots that free up.
-        const clock = this.#options.clock;
-        const giveUpAt =
-          state.tracker.pendingCount >= this.#fairShare()
-            ? clock.now() + FAIR_WAIT_MS
-            : Number.POSITIVE_INFINITY;
-        const ok = await this.#waitHeartbeating(
-          () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
-          payload,
-        );
-        if (ok && !this.#budget.fits(bytes)) {
-          state.shareFull = true;
-          this.#flow.add('partition-full', tp);
-          complete = false;
-          break;
+        if (unresolved !== undefined) {
+          resolveOffset(unresolved);
+          unresolved = undefined;
         }
-        if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) {
+        const clock = this.#options.clock;
+        let admit = false;
+        while (!admit) {
+          const giveUpAt =
+            state.tracker.pendingCount >= this.#fairShare()
+              ? clock.now() + FAIR_WAIT_MS
+              : Number.POSITIVE_INFINITY;
+          // Wake when a chunk has freed (the low mark), not at every finished
+          // message: admitting one message per wake-up costs a timer, a
+          // heartbeat check and a promise each, which is most of the
+          // per-message cost when handlers are fast. The low mark keeps work
+          // queued while the chunk is refilled.
+          const ok = await this.#waitHeartbeating(
+            () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
+            payload,
+            () => this.#atLowMark() && this.#budget.fits(bytes),
+            giveUpAt,
+          );
+          if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) break;
+          if (this.#budget.fits(bytes)) {
+            admit = true;
+          } else if (this.#holdsShare(state)) {
+            // Only the partition's own finished work lifts this pause
+            // (#finish), so it is taken only while some of that work remains:
+            // a partition whose work all finished during the wait would stay
+            // paused for good.
+            state.shareFull = true;
+            this.#flow.add('partition-full', tp);
+            break;
+          }
+          // Otherwise its own work drained meanwhile: keep waiting in place.
+        }
+        if (!admit) {
           complete = false;
           break;
         }
@@ -408,14 +518,17 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       // Resolving at admission, not at completion, is what lets the next fetch
       // of this partition overlap processing: KafkaJS fetches from the last
       // resolved offset + 1. Commits come from the tracker, never from KafkaJS.
-      resolveOffset(message.offset);
+      unresolved = message.offset;
       if (!this.#queueFull && this.#budget.full()) {
         this.#setQueueFull(true);
         // Listeners of queue.full run synchronously and may pause or close.
         checkStop = true;
       }
       this.#lanes.push({
-        laneKey: laneKeyOf(mode, batch.topic, batch.partition, message.key),
+        laneKey:
+          mode === 'partition'
+            ? state.laneKey
+            : laneKeyOf(mode, batch.topic, batch.partition, message.key),
         state,
         raw: message,
         offset,
@@ -423,6 +536,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       });
     }
 
+    if (unresolved !== undefined) resolveOffset(unresolved);
     if (complete && batch.messages.length > 0) {
       // Covers transaction markers after the last message: without it the
       // commit position would sit on a control record forever.
@@ -432,7 +546,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // While every partition is held for capacity, keep the fetch loop here
     // rather than idling in KafkaJS: our heartbeats then notice a rebalance
     // first, and in-flight work can be drained and committed before rejoining.
-    if (this.#queueFull) await this.#waitHeartbeating(() => this.#queueFull, payload);
+    if (this.#queueFull)
+      await this.#waitHeartbeating(
+        () => this.#queueFull,
+        payload,
+        () => this.#atLowMark(),
+      );
   }
 
   #stopAdmitting(tp: TopicPartition, isRunning: () => boolean, isStale: () => boolean): boolean {
@@ -448,7 +567,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    * us. When the heartbeat reports a rebalance, drains and commits before
    * letting KafkaJS rejoin. Returns false when admission should stop.
    */
-  async #waitHeartbeating(blocked: () => boolean, payload: EachBatchPayload): Promise<boolean> {
+  async #waitHeartbeating(
+    blocked: () => boolean,
+    payload: EachBatchPayload,
+    wakeWhen: () => boolean,
+    until = Number.POSITIVE_INFINITY,
+  ): Promise<boolean> {
     while (blocked()) {
       if (
         !payload.isRunning() ||
@@ -458,7 +582,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       ) {
         return false;
       }
-      await this.#budgetChangeOrTimeout(HEARTBEAT_POLL_MS);
+      const left = until - this.#options.clock.now();
+      await this.#budgetChangeOrTimeout(Math.max(1, Math.min(HEARTBEAT_POLL_MS, left)), wakeWhen);
       try {
         await payload.heartbeat();
       } catch (error) {
@@ -481,13 +606,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     while (this.#budget.messages > 0 && this.#options.clock.now() < deadline) {
       await this.#budgetChangeOrTimeout(
         Math.min(HEARTBEAT_POLL_MS, Math.max(1, deadline - this.#options.clock.now())),
+        () => this.#budget.messages === 0,
       );
       // The coordinator keeps our session alive on these even while it
       // answers REBALANCE_IN_PROGRESS; without them a long drain could cost
       // the membership the drain is meant to protect.
       await payload.heartbeat().catch(() => undefined);
     }
-    await this.#commit();
+    await this.#commit('all');
     this.#rebalancing = false;
   }
 
@@ -519,9 +645,23 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.emit('group.rebalance', { phase: 'assigned', assigned, revoked, dropped });
   }
 
+  /** Above the low mark of its fair share: what a `partition-full` pause lasts for. */
+  #holdsShare(state: PartitionState): boolean {
+    return state.tracker.pendingCount > this.#fairShare() * this.#options.resumeThreshold;
+  }
+
   /** A partition's fair part of `maxInFlight` when every assigned partition wants more. */
   #fairShare(): number {
     return Math.max(1, Math.ceil(this.#budget.maxMessages / Math.max(1, this.#partitions.size)));
+  }
+
+  #consumedOf(topic: string): { count: number } {
+    let counter = this.#consumed.get(topic);
+    if (counter === undefined) {
+      counter = { count: 0 };
+      this.#consumed.set(topic, counter);
+    }
+    return counter;
   }
 
   #stateOf(topic: string, partition: number): PartitionState {
@@ -534,9 +674,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         tracker: new OffsetTracker(),
         revoked: false,
         highWatermark: undefined,
+        fetchedFrom: undefined,
         holding: 0,
         bytes: 0,
         shareFull: false,
+        consumed: this.#consumedOf(topic),
+        laneKey: laneKeyOf('partition', topic, partition, null),
       };
       this.#partitions.set(key, state);
     }
@@ -557,7 +700,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  /** True when the message is done (handled or dead-lettered), false when abandoned. */
+  /** True when the message is done (handled, dead-lettered or shed), false when abandoned. */
   async #handle(work: Work): Promise<boolean> {
     if (this.#abandoned(work)) return false;
     const { topic, partition } = work.state;
@@ -572,6 +715,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       timestamp: work.raw.timestamp,
       payload: work.raw.value ?? null,
     };
+    if (o.shed) {
+      const ageMs = shedAge(work.raw.timestamp, Date.now(), o.shed.maxAgeMs);
+      if (ageMs !== undefined) return this.#shed(work, message, ageMs);
+    }
     while (o.deserialize) {
       try {
         (message as { payload: unknown }).payload = await o.deserialize(work.raw, {
@@ -599,7 +746,6 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         await this.#limit(() =>
           this.#attempt(message as InboundMessage<T>, attempt, !blamedDownstream),
         );
-        this.#lastSuccessAt = o.clock.now();
         return true;
       } catch (thrown) {
         error = toError(thrown);
@@ -669,44 +815,122 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
-  async #attempt(message: InboundMessage<T>, attempt: number, counted: boolean): Promise<void> {
-    const timeoutMs = this.#options.handlerTimeoutMs;
-    const controller = new AbortController();
-    const onClose = () => controller.abort(this.#closeController.signal.reason);
-    this.#closeController.signal.addEventListener('abort', onClose, { once: true });
-    const started = this.#options.clock.now();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await this.#circuit.run(() => {
-        const timedOut = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            const error = new HandlerTimeoutError(timeoutMs);
-            controller.abort(error);
-            reject(error);
-          }, timeoutMs);
-          timer.unref();
-        });
-        const aborted = new Promise<never>((_, reject) => {
-          controller.signal.addEventListener(
-            'abort',
-            () => reject(toError(controller.signal.reason)),
-            { once: true },
+  /**
+   * One try of the handler, through the breaker. Per-message costs matter
+   * here: no timer, listener or AbortController per attempt. Deadlines are
+   * kept by one timer over the running attempts (all share one timeout, so
+   * the oldest always expires first), and the handler's signal is only made
+   * when the handler reads it.
+   */
+  #attempt(message: InboundMessage<T>, attempt: number, counted: boolean): Promise<void> {
+    const run = this.#circuit.run(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const started = this.#options.clock.now();
+          const live = new LiveAttempt(this.#attempts, started, reject);
+          this.#running.add(live);
+          this.#armDeadline();
+          let result: unknown;
+          try {
+            result = this.#options.handler(message, new AttemptContext(attempt, live));
+          } catch (thrown) {
+            // A handler that throws synchronously is treated like one that rejects.
+            if (live.settle()) reject(thrown);
+            return;
+          }
+          Promise.resolve(result).then(
+            () => {
+              if (!live.settle()) return;
+              // settle() just stamped the end of this attempt.
+              this.#lastSuccessAt = this.#lastAttemptEndedAt;
+              resolve();
+            },
+            (thrown: unknown) => {
+              if (live.settle()) reject(thrown);
+            },
           );
+        }),
+      counted,
+    );
+    return this.listenerCount('handler.settled') === 0 ? run : this.#observe(run, message, attempt);
+  }
+
+  /** Reports an attempt's duration and outcome as `handler.settled`; only used while someone listens. */
+  #observe(run: Promise<void>, message: InboundMessage<T>, attempt: number): Promise<void> {
+    const started = this.#options.clock.now();
+    const report = (outcome: HandlerSettledEvent['outcome']) => {
+      try {
+        /** @event handler.settled */
+        this.emit('handler.settled', {
+          topic: message.topic,
+          partition: message.partition,
+          offset: message.offset,
+          attempt,
+          durationMs: this.#options.clock.now() - started,
+          outcome,
         });
-        // A handler that throws synchronously is treated like one that rejects.
-        const handled = Promise.resolve().then(() =>
-          this.#options.handler(message, { attempt, signal: controller.signal }),
-        );
-        return Promise.race([handled, timedOut, aborted]).then(
-          () => undefined,
-          counted ? undefined : uncounted,
-        );
-      });
-    } finally {
-      if (timer) clearTimeout(timer);
-      this.#closeController.signal.removeEventListener('abort', onClose);
-      this.#latency.record(this.#options.clock.now() - started);
+      } catch (error) {
+        // A listener that throws must not turn a success into a failure.
+        this.#error(toError(error), 'handler');
+      }
+    };
+    return run.then(
+      () => report('success'),
+      (error: unknown) => {
+        // Refused by the open circuit: the handler did not run.
+        if (!(isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN')) {
+          report(error instanceof HandlerTimeoutError ? 'timeout' : 'error');
+        }
+        throw error;
+      },
+    );
+  }
+
+  /** Keeps one timer set for the oldest running attempt's deadline. */
+  #armDeadline(): void {
+    if (this.#deadlineTimer !== undefined) return;
+    const oldest = this.#running.values().next();
+    if (oldest.done === true) return;
+    const delay = Math.max(0, oldest.value.deadline - this.#options.clock.now());
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      const now = this.#options.clock.now();
+      for (const live of this.#running) {
+        if (live.deadline > now) break;
+        this.#running.delete(live);
+        live.fail(new HandlerTimeoutError(this.#options.handlerTimeoutMs));
+      }
+      this.#armDeadline();
+    }, delay);
+    this.#deadlineTimer.unref();
+  }
+
+  /** Aborts every running attempt (close gave up waiting for them). */
+  #abortRunning(reason: Error): void {
+    const running = [...this.#running];
+    this.#running.clear();
+    for (const live of running) live.fail(reason);
+  }
+
+  /** Dead-letters (reason `shed`) or skips a message too old to be worth handling. */
+  async #shed(work: Work, message: InboundMessage<unknown>, ageMs: number): Promise<boolean> {
+    const shed = this.#options.shed;
+    if (!shed) throw new Error('unreachable: shedding without a shed option');
+    if (shed.action === 'dead-letter') {
+      const error = new MessageShedError(ageMs, shed.maxAgeMs);
+      if (!(await this.#deadLetter(work, message, error, 'shed', 0))) return false;
     }
+    /** @event message.shed */
+    this.emit('message.shed', {
+      topic: message.topic,
+      partition: message.partition,
+      offset: message.offset,
+      timestamp: message.timestamp,
+      ageMs,
+      maxAgeMs: shed.maxAgeMs,
+      action: shed.action,
+    });
+    return true;
   }
 
   async #holdAndRetry(work: Work, error: Error, attempts: number): Promise<void> {
@@ -738,7 +962,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     work: Work,
     message: InboundMessage<unknown>,
     error: Error,
-    reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization',
+    reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization' | 'shed',
     attempts: number,
   ): Promise<boolean> {
     const dlq = this.#options.deadLetter;
@@ -836,13 +1060,13 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   #finish(work: Work, done: boolean): void {
     const state = work.state;
-    if (done && !state.revoked) state.tracker.complete(work.offset);
+    if (done) {
+      state.consumed.count += 1;
+      if (!state.revoked) state.tracker.complete(work.offset);
+    }
     this.#budget.release(work.bytes);
     state.bytes -= work.bytes;
-    if (
-      state.shareFull &&
-      state.tracker.pendingCount <= this.#fairShare() * this.#options.resumeThreshold
-    ) {
+    if (state.shareFull && !this.#holdsShare(state)) {
       state.shareFull = false;
       this.#flow.remove('partition-full', state);
     }
@@ -940,6 +1164,28 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
   }
 
+  #sampleLag(): void {
+    if (this.#state !== 'running' || this.listenerCount('lag.sample') === 0) return;
+    const partitions: PartitionLagSample[] = [];
+    let total = 0;
+    for (const p of this.partitions()) {
+      if (p.lag === undefined || p.highWatermark === undefined) continue;
+      partitions.push({
+        topic: p.topic,
+        partition: p.partition,
+        lag: p.lag,
+        highWatermark: p.highWatermark,
+        commitPosition: p.commitPosition,
+      });
+      total += p.lag;
+    }
+    partitions.sort((a, b) =>
+      a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
+    );
+    /** @event lag.sample */
+    this.emit('lag.sample', { groupId: this.#groupId, partitions, total });
+  }
+
   #adaptConcurrency(): void {
     if (!this.#aimd || this.#circuit.state !== 'closed') return;
     const decision = this.#aimd.update(
@@ -986,30 +1232,57 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   // ---------------------------------------------------------------- commits
 
-  #commit(): Promise<void> {
+  /**
+   * `changed` commits the partitions whose position moved since their last
+   * commit; `all` commits every owned partition's position again. The
+   * second heals a committed offset that someone else moved back: KafkaJS
+   * retries a commit refused during a rebalance under the next generation,
+   * so a former owner's late retry can land after the new owner's last
+   * commit, and a partition with no further progress would keep the stale
+   * offset until its next owner re-processed from it. Rebalances, close and
+   * every few periodic commits re-assert everything.
+   */
+  #commit(which: 'changed' | 'all' = 'changed'): Promise<void> {
     // One commit at a time, in order: a slow commit must not be overtaken by
     // an older position.
-    this.#commitChain = this.#commitChain.then(() => this.#commitNow());
+    this.#commitChain = this.#commitChain.then(() => this.#commitNow(which));
     return this.#commitChain;
   }
 
-  async #commitNow(): Promise<void> {
+  async #commitNow(which: 'changed' | 'all'): Promise<void> {
     if (this.#state === 'idle' || this.#state === 'closed') return;
     const offsets: { topic: string; partition: number; offset: string }[] = [];
     const states: [PartitionState, number][] = [];
     for (const state of this.#partitions.values()) {
       if (state.revoked) continue;
-      const position = state.tracker.uncommitted();
+      const position =
+        which === 'all' ? state.tracker.commitPosition() : state.tracker.uncommitted();
       if (position === undefined) continue;
       offsets.push({ topic: state.topic, partition: state.partition, offset: String(position) });
       states.push([state, position]);
     }
     if (offsets.length === 0) return;
+    for (const { topic, partition } of offsets) this.#confirmed.delete(tpKey(topic, partition));
     try {
       await this.#consumer.commitOffsets(offsets);
-      for (const [state, position] of states) state.tracker.markCommitted(position);
+      const accepted = offsets.filter(
+        (o) => this.#confirmed.get(tpKey(o.topic, o.partition)) === o.offset,
+      );
+      for (const [state, position] of states) {
+        if (this.#confirmed.get(tpKey(state.topic, state.partition)) === String(position)) {
+          state.tracker.markCommitted(position);
+        }
+      }
+      if (accepted.length < offsets.length) {
+        // Not an error of the broker's: KafkaJS was not running. The
+        // positions stay uncommitted and go out with the next commit.
+        this.#options.logger.warn(
+          { offsets, accepted: accepted.length },
+          'kafkajs-backpressure: KafkaJS skipped an offset commit (consumer not running)',
+        );
+      }
       /** @event offsets.committed */
-      this.emit('offsets.committed', { offsets });
+      if (accepted.length > 0) this.emit('offsets.committed', { offsets: accepted });
     } catch (error) {
       this.#error(
         new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, {
@@ -1058,15 +1331,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     });
   }
 
-  #budgetChangeOrTimeout(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref();
-      void this.#budget.changed().then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  #budgetChangeOrTimeout(ms: number, until?: () => boolean): Promise<void> {
+    return this.#budget.changedWithin(ms, until);
   }
 
   async #waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -1074,7 +1340,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     while (!condition()) {
       const left = deadline - this.#options.clock.now();
       if (left <= 0) return false;
-      await this.#budgetChangeOrTimeout(Math.min(left, 250));
+      await this.#budgetChangeOrTimeout(Math.min(left, 250), condition);
     }
     return true;
   }
@@ -1104,4 +1370,66 @@ export function sizeOf(message: KafkaMessage): number {
     }
   }
   return bytes;
+}
+
+interface AttemptOwner {
+  readonly handlerTimeoutMs: number;
+  attemptEnded(live: LiveAttempt): void;
+}
+
+/** A running handler attempt: its deadline, and its signal once the handler asked for it. */
+class LiveAttempt {
+  readonly started: number;
+  readonly deadline: number;
+  readonly #owner: AttemptOwner;
+  readonly #reject: (reason: unknown) => void;
+  #controller: AbortController | undefined;
+  #reason: Error | undefined;
+  #settled = false;
+
+  constructor(owner: AttemptOwner, started: number, reject: (reason: unknown) => void) {
+    this.#owner = owner;
+    this.started = started;
+    this.deadline = started + owner.handlerTimeoutMs;
+    this.#reject = reject;
+  }
+
+  signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Marks the attempt finished; false when it had already finished (timed out or aborted). */
+  settle(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#owner.attemptEnded(this);
+    return true;
+  }
+
+  /** Ends the attempt with `reason` (timeout or close) and aborts its signal. */
+  fail(reason: Error): void {
+    if (!this.settle()) return;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    this.#reject(reason);
+  }
+}
+
+/** What the handler gets besides the message. The signal is made on first read. */
+class AttemptContext {
+  readonly attempt: number;
+  readonly #live: LiveAttempt;
+
+  constructor(attempt: number, live: LiveAttempt) {
+    this.attempt = attempt;
+    this.#live = live;
+  }
+
+  get signal(): AbortSignal {
+    return this.#live.signal();
+  }
 }

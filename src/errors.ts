@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'ERR_STATE',
   /** Committing offsets to the group coordinator failed. */
   'ERR_COMMIT',
+  /** A message was shed (older than `shed.maxAgeMs`): the reason recorded with its dead letter. */
+  'ERR_MESSAGE_SHED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -121,6 +123,26 @@ export class DlqPublishError extends BackpressureError {
     );
     this.name = 'DlqPublishError';
     this.dlqTopic = dlqTopic;
+  }
+}
+
+/**
+ * Why a shed message was dead-lettered: it was older than `shed.maxAgeMs`
+ * when it came up for processing. Never thrown; it is the `error` of the
+ * `dlq.routed` event and fills the dead letter's `x-bp-error-*` headers.
+ */
+export class MessageShedError extends BackpressureError {
+  readonly ageMs: number;
+  readonly maxAgeMs: number;
+
+  constructor(ageMs: number, maxAgeMs: number) {
+    super(
+      'ERR_MESSAGE_SHED',
+      `Message shed: ${Math.round(ageMs)} ms old when it came up for processing, older than shed.maxAgeMs (${maxAgeMs} ms).`,
+    );
+    this.name = 'MessageShedError';
+    this.ageMs = ageMs;
+    this.maxAgeMs = maxAgeMs;
   }
 }
 

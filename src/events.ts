@@ -1,5 +1,7 @@
 import type { BackpressureError } from './errors.js';
 import type { PauseReason } from './flow-controller.js';
+import type { LagStatus } from './lag-status.js';
+import type { ShedAction } from './shedding.js';
 import type { TopicPartition } from './topic-partition.js';
 
 /** Where a message came from, in event payloads. */
@@ -96,7 +98,58 @@ export interface ErrorEvent {
     | 'close'
     | 'consumer-crash'
     | 'handler'
-    | 'dead-letter';
+    | 'dead-letter'
+    | 'downstream-lag';
+}
+
+/** One assigned partition in a {@link ConsumerLagEvent}. */
+export interface PartitionLagSample extends TopicPartition {
+  /** `highWatermark` minus `commitPosition`, at least 0. */
+  readonly lag: number;
+  /** The log-end offset reported with this partition's last fetched batch. */
+  readonly highWatermark: number;
+  /** The next offset to commit (every offset below it is done); undefined before the first message. */
+  readonly commitPosition: number | undefined;
+}
+
+/**
+ * The consumer's own lag, from the high watermark each fetched batch
+ * carries: no extra request. A paused partition fetches nothing, so its
+ * high watermark (and lag) is the one of its last batch until it resumes.
+ */
+export interface ConsumerLagEvent {
+  readonly groupId: string;
+  /** Assigned partitions that have fetched at least one batch, by topic then partition. */
+  readonly partitions: readonly PartitionLagSample[];
+  /** Sum of `partitions[].lag`. */
+  readonly total: number;
+}
+
+export interface ShedEvent extends MessageRef {
+  /** The message's Kafka timestamp (ms since the epoch, as KafkaJS gives it). */
+  readonly timestamp: string;
+  /** How old it was when it came up for processing, in ms. */
+  readonly ageMs: number;
+  readonly maxAgeMs: number;
+  /** `dead-letter`: written to the DLQ and acknowledged (a `dlq.routed` with reason `shed` came first). `skip`: dropped. */
+  readonly action: ShedAction;
+}
+
+export interface DownstreamLagEvent {
+  /** The downstream status last read; undefined without a `status` signal or before a good read. */
+  readonly status: LagStatus | undefined;
+  /** The downstream lag last read (messages); undefined without a `lag` signal or before a good read. */
+  readonly lag: number | undefined;
+  /** Which measure crossed which mark, e.g. `lag 5123 > pauseAboveLag 5000`. */
+  readonly reason: string;
+}
+
+export interface HandlerSettledEvent extends MessageRef {
+  readonly attempt: number;
+  /** Wall time of the attempt (handler call to settle or timeout), on the consumer's clock. */
+  readonly durationMs: number;
+  /** `success`: resolved. `error`: threw or rejected. `timeout`: `handlerTimeoutMs` passed first. */
+  readonly outcome: 'success' | 'error' | 'timeout';
 }
 
 export interface ConsumerStateEvent {
@@ -144,4 +197,18 @@ export interface ConsumerEvents {
   'consumer.state': (event: ConsumerStateEvent) => void;
   /** Something failed that the consumer handles by itself (commit retried later, KafkaJS crash, ...). */
   'consumer.error': (event: ErrorEvent) => void;
+  /** The consumer's own lag per assigned partition, every `lagSampleIntervalMs`. */
+  'lag.sample': (event: ConsumerLagEvent) => void;
+  /** A message older than `shed.maxAgeMs` was dead-lettered or skipped instead of handled; its offset counts as done. */
+  'message.shed': (event: ShedEvent) => void;
+  /** The next stage's lag crossed its high mark: every partition pauses with reason `downstream-lag`. */
+  'downstream.lag-high': (event: DownstreamLagEvent) => void;
+  /** The next stage's lag fell below its low mark: the `downstream-lag` reason clears. */
+  'downstream.lag-normal': (event: DownstreamLagEvent) => void;
+  /**
+   * A handler attempt settled (not emitted for calls the open circuit
+   * refused). Emitted only while someone listens, so it costs nothing
+   * otherwise; `registerMetrics` builds its duration histogram from it.
+   */
+  'handler.settled': (event: HandlerSettledEvent) => void;
 }

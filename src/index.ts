@@ -14,6 +14,17 @@ export type {
   AdaptiveConcurrencyOptions,
   OrderingMode,
 } from './options.js';
+export type { ShedOptions, ShedAction } from './shedding.js';
+export type { DownstreamLagOptions } from './downstream-lag.js';
+export { registerMetrics, DEFAULT_HANDLER_DURATION_BUCKETS } from './metrics.js';
+export type {
+  MetricsRegistry,
+  MetricsSources,
+  MetricsRegistration,
+  MeasuredConsumer,
+  PromClient,
+  RegisterMetricsOptions,
+} from './metrics.js';
 export type * from './events.js';
 export type { PauseReason } from './flow-controller.js';
 export type { TopicPartition } from './topic-partition.js';
@@ -72,6 +83,7 @@ export {
   NonRetriableError,
   CircuitOpenError,
   DlqPublishError,
+  MessageShedError,
   ProducerBufferFullError,
   ProducerStoppedError,
   ProducerClosedError,

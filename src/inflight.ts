@@ -13,7 +13,7 @@ export class InFlightBudget {
   #bytes = 0;
   #peakMessages = 0;
   #peakBytes = 0;
-  #waiters: (() => void)[] = [];
+  #waiters: Waiter[] = [];
 
   constructor(maxMessages: number, maxBytes: number, resumeThreshold: number) {
     this.maxMessages = maxMessages;
@@ -63,22 +63,56 @@ export class InFlightBudget {
   release(bytes: number): void {
     this.#messages -= 1;
     this.#bytes -= bytes;
-    if (this.#waiters.length > 0) {
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const wake of waiters) wake();
+    if (this.#waiters.length === 0) return;
+    let kept: Waiter[] | undefined;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) {
+      if (waiter.until === undefined || waiter.until()) waiter.wake();
+      else (kept ??= []).push(waiter);
     }
+    if (kept !== undefined) this.#waiters.push(...kept);
   }
 
-  /** Resolves on the next release, so a waiting admission can look again. */
-  changed(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
+  /**
+   * Resolves on a release after which `until()` holds (on the next release
+   * when omitted), so a waiting admission can look again. Waiting for a
+   * chunk to free (say, down to the low mark) rather than a single slot
+   * keeps the waiter from waking once per finished message.
+   */
+  changed(until?: () => boolean): Promise<void> {
+    return new Promise((wake) => this.#waiters.push({ wake, until }));
+  }
+
+  /** Like {@link changed}, but gives up after `timeoutMs` (and forgets the waiter). */
+  changedWithin(timeoutMs: number, until?: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        wake: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        until,
+      };
+      const timer = setTimeout(() => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at !== -1) this.#waiters.splice(at, 1);
+        resolve();
+      }, timeoutMs);
+      timer.unref();
+      this.#waiters.push(waiter);
+    });
   }
 
   /** Wakes every waiter without a release (close, rebalance). */
   wakeAll(): void {
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const wake of waiters) wake();
+    for (const waiter of waiters) waiter.wake();
   }
+}
+
+interface Waiter {
+  readonly wake: () => void;
+  readonly until: (() => boolean) | undefined;
 }

@@ -356,6 +356,11 @@ function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
  * });
  * await monitor.start();
  * const producer = new RateLimitedProducer(p, { lagSignal: { status: monitor.status } });
+ * // Or pause the stage that feeds this group while it is behind:
+ * const upstream = new BackpressureConsumer(c, {
+ *   topics: ['raw'], handler,
+ *   downstreamLag: { lag: monitor.lag, pauseAboveLag: 50_000, status: monitor.status },
+ * });
  * ```
  */
 export class LagMonitor extends EventEmitter<LagMonitorEvents> {
@@ -401,6 +406,20 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
   readonly status = (partition?: TopicPartition): LagStatus => {
     if (partition === undefined) return this.#groupStatus;
     return this.#partitionStatus.get(tpKey(partition.topic, partition.partition)) ?? 'ok';
+  };
+
+  /**
+   * The group's total lag (or one partition's) in messages, from the last
+   * round; undefined before the first (or for a partition not watched). A
+   * bound function: pass `monitor.lag` as a consumer's `downstreamLag.lag`.
+   */
+  readonly lag = (partition?: TopicPartition): number | undefined => {
+    const snapshot = this.#snapshot;
+    if (snapshot === undefined) return undefined;
+    if (partition === undefined) return snapshot.total.lag;
+    return snapshot.partitions.find(
+      (p) => p.topic === partition.topic && p.partition === partition.partition,
+    )?.lag;
   };
 
   get state(): LagMonitorState {

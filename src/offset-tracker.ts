@@ -62,18 +62,30 @@ export class OffsetTracker {
 
   /** Marks an admitted offset done. Returns false for an offset this tracker does not hold. */
   complete(offset: number): boolean {
+    if (this.#head < this.#pending.length && this.#pending[this.#head] === offset) {
+      // In order (the common case, and every case in partition mode): no search, no set.
+      this.#head += 1;
+      this.#popDone();
+      return true;
+    }
     const index = this.#indexOf(offset);
     if (index < 0 || this.#done.has(offset)) return false;
     this.#done.add(offset);
-    // Pop the done prefix so memory follows the in-flight window, not history.
-    while (this.#head < this.#pending.length && this.#done.delete(this.#pending[this.#head]!)) {
-      this.#head += 1;
+    this.#popDone();
+    return true;
+  }
+
+  /** Pops the done prefix, so memory follows the in-flight window, not history. */
+  #popDone(): void {
+    if (this.#done.size > 0) {
+      while (this.#head < this.#pending.length && this.#done.delete(this.#pending[this.#head]!)) {
+        this.#head += 1;
+      }
     }
     if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
       this.#pending = this.#pending.slice(this.#head);
       this.#head = 0;
     }
-    return true;
   }
 
   /** The offset a commit should carry now, or `undefined` when nothing has been admitted. */

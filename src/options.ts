@@ -1,6 +1,12 @@
 import type { IHeaders, KafkaMessage, ProducerRecord, RecordMetadata } from 'kafkajs';
 import { ConfigError } from './errors.js';
 import { systemClock, type Clock } from './clock.js';
+import {
+  resolveDownstreamLag,
+  type DownstreamLagOptions,
+  type ResolvedDownstreamLag,
+} from './downstream-lag.js';
+import { SHED_ACTIONS, type ShedOptions } from './shedding.js';
 import { silentLogger, type Logger } from './logger.js';
 import {
   boolean,
@@ -170,6 +176,24 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
   readonly closeDrainTimeoutMs?: number;
   /** KafkaJS workers calling the batch handler at once. @default 1 */
   readonly partitionsConsumedConcurrently?: number;
+  /**
+   * How often the consumer's own lag (per assigned partition, from each
+   * batch's high watermark: no extra request) is emitted as `lag.sample`.
+   * @default 5000
+   */
+  readonly lagSampleIntervalMs?: number;
+  /**
+   * Opt-in load shedding: messages older than `maxAgeMs` when they come up
+   * for processing are dead-lettered or skipped (`action`), with a
+   * `message.shed` event, and their offsets count as done. @default disabled
+   */
+  readonly shed?: ShedOptions;
+  /**
+   * Pause every partition (reason `downstream-lag`) while the group of the
+   * next pipeline stage is too far behind; see {@link DownstreamLagOptions}.
+   * @default disabled
+   */
+  readonly downstreamLag?: DownstreamLagOptions;
   readonly logger?: Logger;
   /** For tests. @default performance.now() */
   readonly clock?: Clock;
@@ -237,6 +261,9 @@ export interface ResolvedOptions<T> {
   readonly rebalanceDrainTimeoutMs: number;
   readonly closeDrainTimeoutMs: number;
   readonly partitionsConsumedConcurrently: number;
+  readonly lagSampleIntervalMs: number;
+  readonly shed: Readonly<ShedOptions> | undefined;
+  readonly downstreamLag: ResolvedDownstreamLag | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
 }
@@ -261,6 +288,9 @@ const TOP_KEYS = [
   'rebalanceDrainTimeoutMs',
   'closeDrainTimeoutMs',
   'partitionsConsumedConcurrently',
+  'lagSampleIntervalMs',
+  'shed',
+  'downstreamLag',
   'logger',
   'clock',
 ] as const;
@@ -566,6 +596,38 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
     });
   }
 
+  const shedRaw = plainObject('shed', raw['shed']);
+  let shed: ResolvedOptions<T>['shed'];
+  if (shedRaw) {
+    knownKeys('shed', shedRaw, ['maxAgeMs', 'action']);
+    if (shedRaw['maxAgeMs'] === undefined) {
+      throw new ConfigError(
+        'shed.maxAgeMs',
+        'an integer number of milliseconds, at least 1',
+        undefined,
+      );
+    }
+    if (shedRaw['action'] === undefined) {
+      throw new ConfigError(
+        'shed.action',
+        `one of ${SHED_ACTIONS.map((a) => `"${a}"`).join(', ')} (no default: dropping data must be a choice)`,
+        undefined,
+      );
+    }
+    const action = oneOf('shed.action', shedRaw['action'], SHED_ACTIONS, 'dead-letter');
+    if (action === 'dead-letter' && !deadLetter) {
+      throw new ConfigError(
+        'shed.action',
+        '"skip", or "dead-letter" together with the `deadLetter` option',
+        action,
+      );
+    }
+    shed = Object.freeze({
+      maxAgeMs: duration('shed.maxAgeMs', shedRaw['maxAgeMs'], 0, { min: 1 }),
+      action,
+    });
+  }
+
   const logger = validLogger('logger', raw['logger']);
   const clock = validClock('clock', raw['clock']);
 
@@ -610,6 +672,11 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
       1,
       { min: 1, max: 1000 },
     ),
+    lagSampleIntervalMs: duration('lagSampleIntervalMs', raw['lagSampleIntervalMs'], 5000, {
+      min: 10,
+    }),
+    shed,
+    downstreamLag: resolveDownstreamLag(raw['downstreamLag']),
     logger: logger ?? silentLogger,
     clock: clock ?? systemClock,
   });

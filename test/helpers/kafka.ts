@@ -97,11 +97,21 @@ export function getAdmin(): Promise<Admin> {
   return adminPromise;
 }
 
-/** The file's shared, connected producer. */
+/**
+ * The file's shared, connected producer. Idempotent: under load a produce
+ * request can time out after the broker stored it, and a plain producer's
+ * retry would then store those values twice, which a test counting
+ * duplicates by value would blame on the consumer (seen: 494 records for
+ * 300 sent; likely also the 406-duplicate rebalance test failure in CI).
+ */
 export function getProducer(): Promise<Producer> {
   if (!producerPromise) {
     const p = (async () => {
-      const producer = sharedKafka().producer({ allowAutoTopicCreation: false });
+      const producer = sharedKafka().producer({
+        allowAutoTopicCreation: false,
+        idempotent: true,
+        maxInFlightRequests: 1,
+      });
       await producer.connect();
       return producer;
     })();

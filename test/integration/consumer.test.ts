@@ -421,4 +421,46 @@ describe('BackpressureConsumer against a real broker', () => {
     expect(secondRun.filter((v) => firstRun.has(v))).toEqual([]);
     expect(new Set([...firstRun, ...secondRun]).size).toBe(produced.length);
   });
+  it('reports a commit as done only when the broker took it: KafkaJS skips commits while its runner is stopped', async () => {
+    const topic = uniqueName('unconfirmed');
+    const groupId = uniqueName('g-unconfirmed');
+    await createTopic(topic, 1);
+    await produceMessages(topic, messages(50, 5));
+
+    const warnings: string[] = [];
+    const committedEvents: string[] = [];
+    let handled = 0;
+    const { consumer, kafka } = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      commitIntervalMs: 60_000,
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: (_obj, msg) => warnings.push(msg ?? ''),
+        error: () => undefined,
+      },
+      handler: () => {
+        handled += 1;
+      },
+    });
+    consumer.on('offsets.committed', (e) =>
+      committedEvents.push(e.offsets.map((o) => `${o.partition}@${o.offset}`).join('/')),
+    );
+    await consumer.start();
+    await waitFor(() => handled === 50 && consumer.inFlight === 0, {
+      timeoutMs: 30_000,
+      message: 'not all handled',
+    });
+    // Stop KafkaJS underneath. While its runner stops (waiting out the
+    // fetch in progress), its commitOffsets resolves without sending anything.
+    const stopping = kafka.stop();
+    await consumer.commit();
+    await stopping;
+    expect(committedEvents).toEqual([]);
+    expect(warnings.some((w) => w.includes('skipped an offset commit'))).toBe(true);
+    expect((await committedOffsets(groupId, topic)).has(0)).toBe(false);
+    expect(consumer.partitions()[0]?.committedOffset).toBeUndefined();
+    await consumer.close();
+  });
 });

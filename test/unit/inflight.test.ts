@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { InFlightBudget } from '../../src/inflight.js';
 
 /** Settles the microtask queue far enough for an already-resolved promise's callbacks to run. */
@@ -187,6 +187,51 @@ describe('InFlightBudget', () => {
       budget.wakeAll();
       await flush();
       expect(later.settled).toBe(true);
+    });
+  });
+
+  describe('waiting for a chunk', () => {
+    it('changed(until) sleeps through releases until the condition holds', async () => {
+      const budget = new InFlightBudget(10, 10_000, 0.5);
+      for (let i = 0; i < 10; i += 1) budget.add(10);
+      const other = watch(budget.changed());
+      const chunk = watch(budget.changed(() => budget.low()));
+      for (let i = 0; i < 4; i += 1) budget.release(10);
+      await flush();
+      expect(other.settled).toBe(true);
+      expect(chunk.settled).toBe(false);
+      budget.release(10); // 5 left: the low mark
+      await flush();
+      expect(chunk.settled).toBe(true);
+    });
+
+    it('changedWithin gives up after its timeout and forgets the waiter', async () => {
+      vi.useFakeTimers();
+      try {
+        const budget = new InFlightBudget(10, 10_000, 0.5);
+        for (let i = 0; i < 10; i += 1) budget.add(10);
+        let calls = 0;
+        const until = () => {
+          calls += 1;
+          return false;
+        };
+        const timedOut = watch(budget.changedWithin(100, until));
+        await vi.advanceTimersByTimeAsync(99);
+        expect(timedOut.settled).toBe(false);
+        await vi.advanceTimersByTimeAsync(1);
+        expect(timedOut.settled).toBe(true);
+        // Forgotten: later releases no longer evaluate its condition.
+        budget.release(10);
+        expect(calls).toBe(0);
+        const woken = watch(budget.changedWithin(100, () => budget.low()));
+        for (let i = 0; i < 4; i += 1) budget.release(10);
+        await flush();
+        expect(woken.settled).toBe(true);
+        // Its timer was cleared on wake-up.
+        expect(vi.getTimerCount()).toBe(0);
+      } finally {
+        vi.useRealTimers();
+      }
     });
   });
 
