@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
+import { BackpressureConsumer } from '../../src/consumer.js';
 import {
   BackpressureError,
   CircuitOpenError,
@@ -47,6 +49,30 @@ const base = { topics: ['orders'], handler } as const;
 /** resolveOptions on input the type system would refuse: what JavaScript callers can pass. */
 function resolveUnknown(input: unknown): ResolvedOptions<unknown> {
   return resolveOptions(input as BackpressureConsumerOptions<unknown>);
+}
+
+/**
+ * A real KafkaJS consumer that is never connected: constructing a
+ * BackpressureConsumer must validate everything without a broker.
+ */
+const kafka = new Kafka({
+  clientId: 'options-test',
+  brokers: ['127.0.0.1:9'],
+  logLevel: logLevel.NOTHING,
+});
+function kafkaConsumer(): Consumer {
+  return kafka.consumer({ groupId: 'options-test' });
+}
+
+/** The constructor on input the type system would refuse. */
+function constructUnknown(
+  input: unknown,
+  consumer: unknown = kafkaConsumer(),
+): BackpressureConsumer<unknown> {
+  return new BackpressureConsumer(
+    consumer as Consumer,
+    input as BackpressureConsumerOptions<unknown>,
+  );
 }
 
 function thrownBy(fn: () => unknown): unknown {
@@ -1010,6 +1036,9 @@ describe('resolveOptions', () => {
     it('has a large table', () => {
       expect(rows.length).toBeGreaterThanOrEqual(35);
       expect(new Set(rows.map((r) => r.name)).size).toBe(rows.length);
+      console.info(
+        `[fault:bad-options] table rows=${rows.length}, each rejected by resolveOptions and by the constructor`,
+      );
     });
 
     it.each(rows)('$name -> `$option`', (row) => {
@@ -1028,6 +1057,35 @@ describe('resolveOptions', () => {
       expect(configError.message).toContain(row.shows);
       expect(configError.expected.length).toBeGreaterThan(0);
       expect(configError.message).toContain(configError.expected);
+    });
+
+    // The same table through the public constructor: what users call.
+    it.each(rows)('new BackpressureConsumer: $name -> `$option`', (row) => {
+      const input = 'raw' in row ? row.raw : { ...base, ...row.patch };
+      const error = thrownBy(() => constructUnknown(input));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).option).toBe(row.option);
+      expect((error as ConfigError).received).toEqual(row.received);
+      expect((error as ConfigError).message).toContain(`\`${row.option}\``);
+    });
+
+    it.each([
+      ['undefined', undefined],
+      ['null', null],
+      ['a plain object', {}],
+      ['a producer-like object', { send: async () => [], connect: async () => undefined }],
+      ['a string', 'consumer'],
+    ])('new BackpressureConsumer with %s as the KafkaJS consumer -> `consumer`', (_, consumer) => {
+      // Passed explicitly: an `undefined` argument would take the default.
+      const error = thrownBy(
+        () =>
+          new BackpressureConsumer(
+            consumer as Consumer,
+            base as BackpressureConsumerOptions<unknown>,
+          ),
+      );
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).option).toBe('consumer');
     });
   });
 
@@ -1382,6 +1440,45 @@ describe('resolveOptions', () => {
           },
         ),
         { numRuns: 1000 },
+      );
+    });
+
+    it('the constructor yields a usable consumer or a ConfigError, nothing else', async () => {
+      const outcomes = { consumers: 0, configErrors: 0, options: new Set<string>() };
+      await fc.assert(
+        fc.asyncProperty(
+          validOptions,
+          fc.array(mutation, { minLength: 0, maxLength: 3 }),
+          async (valid, mutations) => {
+            let input: Record<string, unknown> = valid;
+            for (const [path, value] of mutations) input = withPath(input, path, value);
+            let consumer: BackpressureConsumer<unknown>;
+            try {
+              consumer = constructUnknown(input);
+            } catch (error) {
+              expect(error).toBeInstanceOf(ConfigError);
+              expect((error as ConfigError).message).toContain((error as ConfigError).option);
+              outcomes.configErrors += 1;
+              outcomes.options.add((error as ConfigError).option);
+              return;
+            }
+            const resolved = resolveUnknown(input);
+            expect(consumer.state).toBe('idle');
+            expect(consumer.inFlight).toBe(0);
+            expect(consumer.concurrency).toBe(resolved.concurrency);
+            expect(consumer.circuitState).toBe('closed');
+            expect(consumer.partitions()).toEqual([]);
+            // Never started: close() still releases what construction made (the breaker's timers).
+            await consumer.close();
+            expect(consumer.state).toBe('closed');
+            outcomes.consumers += 1;
+          },
+        ),
+        { numRuns: 500 },
+      );
+      console.info(
+        `[fault:bad-options] fuzz runs=500 consumers=${outcomes.consumers} ` +
+          `configErrors=${outcomes.configErrors} distinctOptionsNamed=${outcomes.options.size}`,
       );
     });
 
