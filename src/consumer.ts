@@ -138,6 +138,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   /** Offsets the broker accepted, as KafkaJS reports them, by partition key. */
   readonly #confirmed = new Map<string, string>();
   #closePromise: Promise<void> | undefined;
+  /** Settles once start()'s KafkaJS steps are over (either way). */
+  #starting: Promise<void> = Promise.resolve();
   #idleWaiters: (() => void)[] = [];
 
   constructor(consumer: Consumer, options: BackpressureConsumerOptions<T>) {
@@ -325,14 +327,30 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         this.#error(toError(event.payload.error), 'consumer-crash'),
       ),
     );
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topics: [...o.topics], fromBeginning: o.fromBeginning });
-    await this.#consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
-      eachBatch: (payload) => this.#eachBatch(payload),
-    });
+    // close() may come while KafkaJS connects, subscribes or joins. The step
+    // under way is finished (close() waits for it before disconnecting) and
+    // no further one is taken: otherwise the consumer joined the group after
+    // close() had returned, holding partitions nobody processed, with its
+    // sockets keeping the process alive.
+    const closed = () => (this.#state as ConsumerState) !== 'starting';
+    const steps = (async () => {
+      await this.#consumer.connect();
+      if (closed()) return;
+      await this.#consumer.subscribe({ topics: [...o.topics], fromBeginning: o.fromBeginning });
+      if (closed()) return;
+      await this.#consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
+        eachBatch: (payload) => this.#eachBatch(payload),
+      });
+    })();
+    this.#starting = steps.then(
+      () => undefined,
+      () => undefined,
+    );
+    await steps;
+    if (closed()) return;
     let ticks = 0;
     this.#every(o.commitIntervalMs, () => {
       ticks += 1;
@@ -343,8 +361,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     if (o.adaptiveConcurrency)
       this.#every(o.adaptiveConcurrency.intervalMs, () => this.#adaptConcurrency());
     this.#every(o.lagSampleIntervalMs, () => this.#sampleLag());
-    // close() may have been called while KafkaJS was starting.
-    if ((this.#state as ConsumerState) === 'starting') this.#setState('running');
+    this.#setState('running');
   }
 
   /**
@@ -414,6 +431,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     for (const timer of this.#timers) clearInterval(timer);
     this.#downstream?.stop();
     if (wasStarted) {
+      await this.#starting;
       await this.#commit('all');
       try {
         await this.#consumer.disconnect();
