@@ -217,8 +217,12 @@ export function runChild(script: URL, env: Record<string, string> = {}): Child {
           throw new Error(`child exited (${child.exitCode ?? child.signalCode}) first:\n${stderr}`);
         }
         const left = deadline - Date.now();
-        if (left <= 0)
-          throw new Error(`child printed no matching line in ${timeoutMs} ms:\n${stderr}`);
+        if (left <= 0) {
+          throw new Error(
+            `child printed no matching line in ${timeoutMs} ms; last lines:\n` +
+              `${lines.slice(-10).join('\n')}\nstderr:\n${stderr}`,
+          );
+        }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, Math.min(left, 1000));
           function done() {
