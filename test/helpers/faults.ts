@@ -174,10 +174,14 @@ export interface Child {
 
 /**
  * Runs a TypeScript file in a child process through tsx, with the test's
- * environment (KAFKA_BROKERS included) plus `env`.
+ * environment (KAFKA_BROKERS included) plus `env`, and extra Node flags.
  */
-export function runChild(script: URL, env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(script)], {
+export function runChild(
+  script: URL,
+  env: Record<string, string> = {},
+  nodeArgs: readonly string[] = [],
+): Child {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(script)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
