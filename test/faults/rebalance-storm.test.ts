@@ -150,7 +150,7 @@ describe('fault: rebalance storm', () => {
     ledger.note('assignments', rebalances.length);
     ledger.note('orderViolations', orderViolations.length);
     ledger.note('bound', maxDuplicatesAllowed);
-    ledger.note('errors', errors.length);
+    ledger.note('errors', summarize(errors));
     ledger.note('time', seconds(Date.now() - started));
     ledger.print();
     expect(orderViolations.slice(0, 10)).toEqual([]);
@@ -158,3 +158,13 @@ describe('fault: rebalance storm', () => {
     trap.assertNone();
   });
 });
+
+/** `a`, `a`, `b` -> `ax2,b`: the kinds of errors, briefly. */
+function summarize(list: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const item of list) {
+    const kind = item.replace(/^m\d+:/, '');
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => (n > 1 ? `${k}x${n}` : k)).join(',') || 'none';
+}
