@@ -934,7 +934,7 @@ function explainPause(reason: PauseReason): string {
     case 'queue-full':
       return 'queue-full (in-flight budget reached; resumes at half)';
     case 'partition-full':
-      return 'partition-full (this partition holds its fair share of a full budget)';
+      return 'partition-full (this partition holds its fair share of a contended budget)';
     case 'circuit':
       return 'circuit (the breaker is open)';
     default:
