@@ -21,7 +21,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,8 +99,9 @@ const scenarios: ScenarioName[] =
 const only = flags.contenders?.split(',');
 const libEntry = resolve(flags.lib ?? join(ROOT, 'src', 'index.ts'));
 // Under node_modules: the bundle's external imports resolve from there, and
-// git, eslint and prettier already leave it alone.
-const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'kafkajs-backpressure-bench');
+// git, eslint and prettier already leave it alone. Worktrees may share one
+// node_modules (a symlink), so runs never delete each other's bundles.
+const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'kafkajs-backpressure-bench-lib');
 let libPath = libEntry;
 
 /**
@@ -111,8 +112,13 @@ let libPath = libEntry;
  */
 async function buildLibrary(): Promise<string> {
   const { build } = await import('esbuild');
-  const outfile = join(BUILD_DIR, `lib-${runId}.js`);
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+  const outfile = join(BUILD_DIR, `lib-${runId}-${process.pid}.js`);
+  mkdirSync(BUILD_DIR, { recursive: true });
+  // Leftovers of runs that crashed or kept theirs for --profile, a day old.
+  for (const name of readdirSync(BUILD_DIR)) {
+    const file = join(BUILD_DIR, name);
+    if (Date.now() - statSync(file).mtimeMs > 24 * 3600 * 1000) rmSync(file, { force: true });
+  }
   await build({
     entryPoints: [libEntry],
     outfile,
@@ -696,6 +702,11 @@ async function main(): Promise<void> {
   log(
     `done in ${json.totalSeconds} s; wrote bench/results/latest.json and bench/results/latest.md`,
   );
+  // Profiles are mapped back to src/ through the bundle's source map: keep it then.
+  if (libPath !== libEntry && !flags.profile) {
+    rmSync(libPath, { force: true });
+    rmSync(`${libPath}.map`, { force: true });
+  }
   const failed = Object.values(raw).some((rs) => rs.some((r) => !r.ok));
   process.exit(failed ? 1 : 0);
 }
