@@ -2,19 +2,33 @@
  * One run of one contender, in a fresh process (started by bench/run.ts):
  * joins a new consumer group on a pre-produced topic, consumes until the
  * target count or the time limit, samples memory every 250 ms, writes a
- * ContenderResult to `spec.out` and exits.
+ * ContenderResult to `spec.out` and exits. In the producer scenario it
+ * produces to the scenario's topic instead.
  *
  *   node --import tsx bench/contender.ts '<ContenderSpec as JSON>'
  *
  * Throughput runs from the first message handled to the last one counted:
- * connecting and joining the group are excluded.
+ * connecting and joining the group are excluded. Producers count from the
+ * first send to the last acknowledgement; connecting and a first warm-up send
+ * (topic metadata) are excluded.
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { Kafka, logLevel, type Consumer, type KafkaMessage } from 'kafkajs';
+import { randomBytes } from 'node:crypto';
+import {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Consumer,
+  type KafkaMessage,
+  type Message,
+  type Producer,
+  type ProducerRecord,
+  type RecordMetadata,
+} from 'kafkajs';
 import type {
   BackpressureConsumer,
   BackpressureConsumerOptions,
@@ -34,9 +48,14 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as ContenderSpec;
 const startedAt = performance.now();
 const FIRST_MESSAGE_TIMEOUT_MS = 90_000;
 
-/** Counts handled messages; finishes at the target count or `durationMs` after the first. */
+/**
+ * Counts handled messages; finishes at the target count or `durationMs` after
+ * the start. The first message starts it, unless the run calls `start()`
+ * earlier (the producer scenario starts at the first send).
+ */
 class Meter {
   count = 0;
+  started = false;
   first = 0;
   /** Monotonic microseconds, the clock V8's CPU profiles use: the window the profile summary keeps. */
   firstUs = 0;
@@ -55,15 +74,19 @@ class Meter {
     this.#durationMs = durationMs;
   }
 
-  hit(): void {
-    const count = ++this.count;
-    if (count === 1) {
-      this.first = performance.now();
-      this.firstUs = Number(process.hrtime.bigint() / 1000n);
-      if (this.#durationMs !== undefined) setTimeout(() => this.finish(), this.#durationMs);
-      for (const f of this.#onFirst) f();
-    }
-    if (count === this.#target) this.finish();
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.first = performance.now();
+    this.firstUs = Number(process.hrtime.bigint() / 1000n);
+    if (this.#durationMs !== undefined) setTimeout(() => this.finish(), this.#durationMs);
+    for (const f of this.#onFirst) f();
+  }
+
+  hit(n = 1): void {
+    if (!this.started) this.start();
+    this.count += n;
+    if (this.count >= this.#target) this.finish();
   }
 
   finish(): void {
@@ -76,7 +99,7 @@ class Meter {
   }
 
   firstMessage(): Promise<void> {
-    if (this.count > 0) return Promise.resolve();
+    if (this.started) return Promise.resolve();
     return new Promise((resolve) => this.#onFirst.push(resolve));
   }
 }
@@ -90,7 +113,7 @@ function sample(): void {
   const m = process.memoryUsage();
   const p = probe?.();
   samples.push({
-    t: meter.count > 0 ? performance.now() - meter.first : -1,
+    t: meter.started ? performance.now() - meter.first : -1,
     rss: m.rss,
     heapUsed: m.heapUsed,
     heapTotal: m.heapTotal,
@@ -115,7 +138,7 @@ function newConsumer(): Consumer {
   let slowFetches = 0;
   let maxFetchMs = 0;
   consumer.on(consumer.events.FETCH, ({ payload }) => {
-    if (meter.count === 0 || meter.finished) return;
+    if (!meter.started || meter.finished) return;
     fetches += 1;
     if (payload.duration >= 1000) slowFetches += 1;
     if (payload.duration > maxFetchMs) maxFetchMs = payload.duration;
@@ -394,6 +417,162 @@ async function runBreaker(): Promise<() => Promise<void>> {
   return () => lib.close({ drainTimeoutMs: 500 });
 }
 
+// ------------------------------------------------------------------ producer scenario
+
+const producerValue = randomBytes(spec.producer?.valueBytes ?? 0);
+const producerKeys = Array.from({ length: spec.producer?.keys ?? 1 }, (_, i) =>
+  Buffer.from(`key-${i}`),
+);
+const message = (i: number): Message => ({
+  key: producerKeys[i % producerKeys.length]!,
+  value: producerValue,
+});
+
+/** When each `producer.send` call was made (ms) and how many messages it carried. */
+const handoffAt: number[] = [];
+const handoffMessages: number[] = [];
+/** `producer.send` calls outstanding, and its integral over time inside the measured window. */
+const inFlight = { now: 0, since: 0, area: 0 };
+
+/** Adds `now` calls outstanding since the last change, up to `t`, clipped to the measured window. */
+function accrueInFlight(t: number): void {
+  if (meter.started) {
+    const from = Math.max(inFlight.since, meter.first);
+    const to = meter.finished ? Math.min(t, meter.end) : t;
+    if (to > from) inFlight.area += inFlight.now * (to - from);
+  }
+  inFlight.since = t;
+}
+
+function inFlightChange(delta: number): void {
+  accrueInFlight(performance.now());
+  inFlight.now += delta;
+}
+
+/** The KafkaJS producer every contender sends through, connected and warmed up. */
+async function connectProducer(): Promise<Producer> {
+  // KafkaJS's defaults (acks -1, no compression, no idempotence), with its
+  // Java-compatible partitioner, for every contender.
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  // Topic metadata and the broker connection, outside the measured window.
+  await producer.send({ topic: spec.topic, messages: [message(0)] });
+  return producer;
+}
+
+/** The producer's `send` and `disconnect`, noting every call made (the same wrapper for every contender). */
+function counted(producer: Producer): Pick<Producer, 'send' | 'disconnect'> {
+  return {
+    send: async (record: ProducerRecord): Promise<RecordMetadata[]> => {
+      handoffAt.push(performance.now());
+      handoffMessages.push(record.messages.length);
+      inFlightChange(1);
+      try {
+        return await producer.send(record);
+      } finally {
+        inFlightChange(-1);
+      }
+    },
+    disconnect: () => producer.disconnect(),
+  };
+}
+
+/**
+ * The load of every producer run: `senders` loops, each sending a record of
+ * `recordMessages` and awaiting it before the next, until `spec.target`
+ * messages went out or the meter finished (time limit).
+ */
+function produceAll(send: (record: ProducerRecord) => Promise<unknown>): Promise<void> {
+  const { recordMessages, senders } = spec.contender.load!;
+  let next = 0;
+  const sender = async (): Promise<void> => {
+    while (next < spec.target && !meter.finished) {
+      const from = next;
+      const to = Math.min(spec.target, from + recordMessages);
+      next = to;
+      const messages: Message[] = [];
+      for (let i = from; i < to; i++) messages.push(message(i));
+      await send({ topic: spec.topic, messages });
+      meter.hit(to - from);
+    }
+  };
+  meter.start();
+  return Promise.all(Array.from({ length: senders }, sender)).then(() => undefined);
+}
+
+/** Calls made and messages handed to KafkaJS within the measured window, and the rate per 1 s slice. */
+function noteHandoffs(): void {
+  const from = meter.first;
+  const to = meter.end;
+  let requests = 0;
+  let sent = 0;
+  // Whole seconds, allowing the window's timer to end a few ms early or late.
+  const seconds = Math.floor((to - from + 5) / 1000);
+  const perSecond = Array.from({ length: seconds }, () => 0);
+  for (let i = 0; i < handoffAt.length; i++) {
+    const t = handoffAt[i]!;
+    if (t < from || t > to) continue;
+    const n = handoffMessages[i]!;
+    requests += 1;
+    sent += n;
+    const slice = Math.floor((t - from) / 1000);
+    if (slice < seconds) perSecond[slice] = perSecond[slice]! + n;
+  }
+  accrueInFlight(to);
+  extra['requests'] = requests;
+  extra['meanInFlight'] = to > from ? Math.round((inFlight.area / (to - from)) * 100) / 100 : null;
+  extra['messagesPerRequest'] = requests > 0 ? Math.round((sent / requests) * 10) / 10 : null;
+  extra['sent'] = sent;
+  extra['sentRate'] = to > from ? (sent * 1000) / (to - from) : null;
+  const target = spec.contender.rateTarget;
+  if (target !== undefined) {
+    extra['rateTarget'] = target;
+    extra['sentError'] = to > from ? (sent * 1000) / (to - from) / target - 1 : null;
+    extra['ackedError'] = to > from ? (meter.measured * 1000) / (to - from) / target - 1 : null;
+    extra['slowestSecond'] = perSecond.length > 0 ? Math.min(...perSecond) : null;
+    extra['fastestSecond'] = perSecond.length > 0 ? Math.max(...perSecond) : null;
+  }
+}
+
+async function runKafkaProducer(): Promise<() => Promise<void>> {
+  const producer = await connectProducer();
+  const target = counted(producer);
+  const load = produceAll((record) => target.send(record));
+  load.catch(fail);
+  return async () => {
+    noteHandoffs();
+    await load;
+    await producer.disconnect();
+  };
+}
+
+async function runLibraryProducer(): Promise<() => Promise<void>> {
+  const { RateLimitedProducer } = await loadLibrary();
+  const producer = await connectProducer();
+  const rate = spec.contender.rateTarget;
+  // Made just before the first send: its token bucket counts the time before that as idle.
+  const limited = new RateLimitedProducer(counted(producer), {
+    ...(rate !== undefined ? { messagesPerSecond: rate } : {}),
+    disconnectOnClose: false,
+  });
+  let sendFailures = 0;
+  limited.on('producer.send-failed', () => (sendFailures += 1));
+  const load = produceAll((record) => limited.send(record));
+  load.catch(fail);
+  return async () => {
+    noteHandoffs();
+    extra['sendFailures'] = sendFailures;
+    // What the callers still wait for goes out at once: it is outside the window.
+    if (rate !== undefined) limited.setLimits({ messagesPerSecond: Number.POSITIVE_INFINITY });
+    await load;
+    await limited.close({ timeoutMs: 10_000 });
+    await producer.disconnect();
+  };
+}
+
 // ------------------------------------------------------------------ driver
 
 function memoryStats(elapsedMs: number): MemoryStats {
@@ -428,6 +607,8 @@ async function main(): Promise<void> {
     library: runLibrary,
     'library-latency-jump': runLatencyJump,
     'library-breaker': runBreaker,
+    'kafkajs-producer': runKafkaProducer,
+    'library-producer': runLibraryProducer,
   };
   const watchdog = setTimeout(() => {
     if (meter.count === 0) fail(new Error('no message within 90 s'));

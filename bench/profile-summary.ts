@@ -39,10 +39,10 @@ const { values, positionals } = parseArgs({
 });
 const top = Number(values.top);
 
-/** Bundled library (node_modules/.cache/kafkajs-backpressure-bench/*.js): frames mapped back to src/ through the source map. */
+/** Bundled library (node_modules/.cache/kafkajs-backpressure-bench-lib/*.js, formerly …-bench/): frames mapped back to src/ through the source map. */
 const sourceMaps = new Map<string, SourceMap | null>();
 function mapFrame(frame: CallFrame): CallFrame {
-  if (!frame.url.includes('/kafkajs-backpressure-bench/')) return frame;
+  if (!/\/kafkajs-backpressure-bench(-lib)?\//.test(frame.url)) return frame;
   let map = sourceMaps.get(frame.url);
   if (map === undefined) {
     const file = `${fileURLToPath(frame.url)}.map`;

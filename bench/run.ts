@@ -4,6 +4,7 @@
  *
  *   npm run bench                                # every scenario, 3 rounds
  *   npm run bench -- --scenario overhead --rounds 5
+ *   npm run bench -- --scenario producer         # scenario 5: the rate-limited producer
  *   npm run bench -- --quick                     # small and fast: a CI smoke check
  *   npm run bench -- --scenario overhead --messages 500000
  *   npm run bench -- --scenario overhead --profile   # --cpu-prof every contender
@@ -21,12 +22,13 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
+import { PRODUCER_DEFAULTS } from '../src/producer-options.js';
 import {
   makePlan,
   SCENARIOS,
@@ -62,7 +64,7 @@ if (flags.help) {
   process.stdout.write(
     [
       'usage: npm run bench -- [options]',
-      '  --scenario overhead|slow|memory|reaction|all   (default all; a comma list works too)',
+      '  --scenario overhead|slow|memory|reaction|producer|all   (default all; a comma list works too)',
       '  --rounds N        rounds of alternating contenders (default 3, 1 with --quick)',
       '  --quick           small sizes, short runs: a smoke check under 2 minutes',
       '  --messages N      messages in the overhead topic (default 300000)',
@@ -93,14 +95,17 @@ const scenarios: ScenarioName[] =
     ? [...SCENARIOS]
     : (flags.scenario ?? '').split(',').map((s) => {
         if (!(SCENARIOS as readonly string[]).includes(s))
-          throw new Error(`--scenario: unknown "${s}" (overhead, slow, memory, reaction, all)`);
+          throw new Error(
+            `--scenario: unknown "${s}" (overhead, slow, memory, reaction, producer, all)`,
+          );
         return s as ScenarioName;
       });
 const only = flags.contenders?.split(',');
 const libEntry = resolve(flags.lib ?? join(ROOT, 'src', 'index.ts'));
 // Under node_modules: the bundle's external imports resolve from there, and
-// git, eslint and prettier already leave it alone.
-const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'kafkajs-backpressure-bench');
+// git, eslint and prettier already leave it alone. Worktrees may share one
+// node_modules (a symlink), so runs never delete each other's bundles.
+const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'kafkajs-backpressure-bench-lib');
 let libPath = libEntry;
 
 /**
@@ -111,8 +116,13 @@ let libPath = libEntry;
  */
 async function buildLibrary(): Promise<string> {
   const { build } = await import('esbuild');
-  const outfile = join(BUILD_DIR, `lib-${runId}.js`);
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+  const outfile = join(BUILD_DIR, `lib-${runId}-${process.pid}.js`);
+  mkdirSync(BUILD_DIR, { recursive: true });
+  // Leftovers of runs that crashed or kept theirs for --profile, a day old.
+  for (const name of readdirSync(BUILD_DIR)) {
+    const file = join(BUILD_DIR, name);
+    if (Date.now() - statSync(file).mtimeMs > 24 * 3600 * 1000) rmSync(file, { force: true });
+  }
   await build({
     entryPoints: [libEntry],
     outfile,
@@ -277,7 +287,7 @@ interface ScenarioSetup {
   handlerMs: number;
 }
 
-function setupOf(scenario: ScenarioName, p: Plan): Omit<ScenarioSetup, 'topic'> {
+function setupOf(scenario: ScenarioName, p: Plan, def: ContenderDef): Omit<ScenarioSetup, 'topic'> {
   switch (scenario) {
     case 'overhead':
       return { target: p.overhead.messages, durationMs: undefined, handlerMs: 0 };
@@ -295,21 +305,33 @@ function setupOf(scenario: ScenarioName, p: Plan): Omit<ScenarioSetup, 'topic'> 
       };
     case 'reaction':
       return { target: Number.MAX_SAFE_INTEGER, durationMs: undefined, handlerMs: 0 };
+    case 'producer':
+      // A rate run lasts its window; a throughput run sends every message.
+      return def.rateTarget !== undefined
+        ? { target: Number.MAX_SAFE_INTEGER, durationMs: p.producer.rateWindowMs, handlerMs: 0 }
+        : { target: p.producer.messages, durationMs: p.producer.maxRunMs, handlerMs: 0 };
   }
 }
 
 async function runScenario(scenario: ScenarioName): Promise<ContenderResult[]> {
   const topicPlan: TopicPlan = plan[scenario];
   const topic = `bench-${scenario}-${runId}`;
-  const produceSeconds = await produce(topic, topicPlan);
-  setupSeconds[scenario] = produceSeconds;
-  const setup = { topic, ...setupOf(scenario, plan) };
+  if (scenario === 'producer') {
+    // The contenders write to it; every run appends to the same empty topic.
+    await createTopic(topic, topicPlan);
+    log(`producer settings: ${producerSettings()}`);
+  } else {
+    setupSeconds[scenario] = await produce(topic, topicPlan);
+  }
   const defs = plan.contenders[scenario].filter((c) => !only || c.reference || only.includes(c.id));
   const results: ContenderResult[] = [];
   for (let round = 1; round <= plan.rounds; round++) {
     const order = round % 2 === 1 ? defs : [...defs].reverse();
     for (const def of order) {
-      const result = await runOnce(scenario, def, round, setup);
+      const result = await runOnce(scenario, def, round, {
+        topic,
+        ...setupOf(scenario, plan, def),
+      });
       results.push(result);
       log(`${scenario} r${round} ${def.id}: ${summaryLine(scenario, result)}`);
     }
@@ -334,6 +356,7 @@ function runOnce(
     durationMs: setup.durationMs,
     handlerMs: setup.handlerMs,
     reaction: scenario === 'reaction' ? plan.reaction : undefined,
+    producer: scenario === 'producer' ? plan.producer : undefined,
     libPath,
     out: join(tmpdir(), `kafkajs-bp-bench-${runId}-${scenario}-${def.id}-${round}.json`),
   };
@@ -347,6 +370,22 @@ function summaryLine(scenario: ScenarioName, r: ContenderResult): string {
     return Object.entries(r.extra)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
+  }
+  if (scenario === 'producer') {
+    const target = r.extra['rateTarget'];
+    const sent = r.extra['sentRate'];
+    const pct = (x: unknown) => (typeof x === 'number' ? `${(x * 100).toFixed(2)}%` : 'n/a');
+    return (
+      `${Math.round(r.rate)} msg/s acknowledged (${r.messages} in ${(r.elapsedMs / 1000).toFixed(1)} s)` +
+      (typeof sent === 'number' ? `, ${Math.round(sent)} msg/s sent` : '') +
+      (typeof target === 'number'
+        ? ` (target ${target}, error ${pct(r.extra['sentError'])}, 1 s slices ` +
+          `${String(r.extra['slowestSecond'])}–${String(r.extra['fastestSecond'])})`
+        : '') +
+      `, ${String(r.extra['requests'])} requests of ${String(r.extra['messagesPerRequest'])} ` +
+      `(${String(r.extra['meanInFlight'])} in flight on average), ` +
+      `peak RSS ${mb(r.memory.peakRss)}, load ${r.loadavg[0].toFixed(1)}`
+    );
   }
   return (
     `${Math.round(r.rate)} msg/s (${r.messages} in ${(r.elapsedMs / 1000).toFixed(1)} s), ` +
@@ -373,32 +412,38 @@ interface ContenderSummary {
   rate: { median: number; min: number; max: number; all: number[] };
   /** Median over rounds of (this rate / the reference's rate in the same round). */
   ratio: number | null;
+  /** The contender `ratio` is taken against, when not the scenario's reference. */
+  versus: string | null;
   peakRss: { median: number; max: number };
   peakHeapUsed: { median: number; max: number };
   peakExternal: { median: number; max: number };
   rssAt: number[];
   heapUsedAt: number[];
   extra: Record<string, number | null>;
+  /** Every round's value of each numeric extra (for worst-round figures). */
+  extraAll: Record<string, number[]>;
 }
 
 function summarize(scenario: ScenarioName, results: ContenderResult[]): ContenderSummary[] {
   const defs = plan.contenders[scenario].filter((c) => results.some((r) => r.contender === c.id));
   const ref = defs.find((d) => d.reference);
-  const refByRound = new Map(
-    results.filter((r) => r.ok && r.contender === ref?.id).map((r) => [r.round, r.rate]),
-  );
+  const ratesByRound = (id: string | undefined) =>
+    new Map(results.filter((r) => r.ok && r.contender === id).map((r) => [r.round, r.rate]));
   return defs.map((def) => {
     const all = results.filter((r) => r.contender === def.id);
     const ok = all.filter((r) => r.ok);
     const rates = ok.map((r) => r.rate);
+    const refByRound = ratesByRound(def.versus ?? ref?.id);
     const ratios = ok
       .filter((r) => refByRound.has(r.round))
       .map((r) => r.rate / refByRound.get(r.round)!);
     const keys = new Set(ok.flatMap((r) => Object.keys(r.extra)));
     const extra: Record<string, number | null> = {};
+    const extraAll: Record<string, number[]> = {};
     for (const key of keys) {
       const values = ok.map((r) => r.extra[key]).filter((v): v is number => typeof v === 'number');
       extra[key] = values.length > 0 ? median(values) : null;
+      extraAll[key] = values;
     }
     const m = (f: (r: ContenderResult) => number) => ({
       median: median(ok.map(f)),
@@ -411,13 +456,19 @@ function summarize(scenario: ScenarioName, results: ContenderResult[]): Contende
       runs: all.length,
       failed: all.length - ok.length,
       rate: { median: median(rates), min: Math.min(...rates), max: Math.max(...rates), all: rates },
-      ratio: def.reference || ratios.length === 0 ? null : median(ratios),
+      // A rate-limited run is measured against its target, not the reference.
+      ratio:
+        def.reference || def.rateTarget !== undefined || ratios.length === 0
+          ? null
+          : median(ratios),
+      versus: def.versus ?? null,
       peakRss: m((r) => r.memory.peakRss),
       peakHeapUsed: m((r) => r.memory.peakHeapUsed),
       peakExternal: m((r) => r.memory.peakExternal),
       rssAt: [0, 1, 2, 3].map((i) => median(ok.map((r) => r.memory.rssAt[i]!))),
       heapUsedAt: [0, 1, 2, 3].map((i) => median(ok.map((r) => r.memory.heapUsedAt[i]!))),
       extra,
+      extraAll,
     };
   });
 }
@@ -637,6 +688,76 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
       });
     }
   }
+  const s5 = summaries.producer;
+  if (s5) {
+    const o = plan.producer;
+    lines.push('');
+    lines.push(`#### 5. Producer: ${producerSettings()}`);
+    const rateOf = (c: ContenderSummary) =>
+      plan.contenders.producer.find((d) => d.id === c.id)?.rateTarget;
+    const throughput = s5.filter((c) => rateOf(c) === undefined);
+    const rated = s5.filter((c) => rateOf(c) !== undefined);
+    if (throughput.length > 0) {
+      lines.push('');
+      lines.push(
+        '| contender, no limit | msg/s (median) | range | ratio to KafkaJS, same sends | requests | messages per request | mean requests in flight | peak RSS MB |',
+      );
+      lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+      for (const c of throughput) {
+        const base = c.reference || throughput.some((o) => o.versus === c.id);
+        lines.push(
+          `| ${c.label} | ${int(c.rate.median)} | ${int(c.rate.min)}–${int(c.rate.max)} | ` +
+            `${base ? '1.00' : fixed(c.ratio)} | ${int(c.extra['requests'] ?? Number.NaN)} | ` +
+            `${fixed(c.extra['messagesPerRequest'], 1)} | ${fixed(c.extra['meanInFlight'], 1)} | ` +
+            `${MB(c.peakRss.median)} |`,
+        );
+      }
+    }
+    const pct = (x: number | null | undefined, d = 2) =>
+      x === null || x === undefined || !Number.isFinite(x)
+        ? 'n/a'
+        : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(d)}%`;
+    const worst = (xs: readonly number[] | undefined) =>
+      xs === undefined || xs.length === 0
+        ? Number.NaN
+        : xs.reduce((w, x) => (Math.abs(x) > Math.abs(w) ? x : w), 0);
+    if (rated.length > 0) {
+      lines.push('');
+      lines.push(
+        `| contender, rate limited | target msg/s | sent msg/s (median) | error | worst round | ` +
+          `acknowledged msg/s | slowest–fastest 1 s | messages per request |`,
+      );
+      lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+      for (const c of rated) {
+        lines.push(
+          `| ${c.label} | ${int(rateOf(c) ?? Number.NaN)} | ` +
+            `${fixed(c.extra['sentRate'], 1)} | ${pct(c.extra['sentError'])} | ` +
+            `${pct(worst(c.extraAll['sentError']))} | ${fixed(c.rate.median, 1)} | ` +
+            `${int(c.extra['slowestSecond'] ?? Number.NaN)}–${int(c.extra['fastestSecond'] ?? Number.NaN)} | ` +
+            `${fixed(c.extra['messagesPerRequest'], 1)} |`,
+        );
+      }
+    }
+    for (const c of rated) {
+      const errors = c.extraAll['sentError'] ?? [];
+      targets.push({
+        target:
+          `5. producer at ${int(rateOf(c) ?? Number.NaN)} msg/s: rate sent within 2% ` +
+          `of the target over ${o.rateWindowMs / 1000} s (every round)`,
+        figure:
+          `${fixed(c.extra['sentRate'], 1)} msg/s, error ${pct(c.extra['sentError'])} ` +
+          `(worst round ${pct(worst(errors))})`,
+        met: errors.length === 0 ? null : errors.every((e) => Math.abs(e) <= 0.02),
+      });
+    }
+    const unlimited = s5.find((c) => c.id === 'lib-unlimited');
+    if (unlimited)
+      targets.push({
+        target: '5. RateLimitedProducer with no limit ≥ 0.90 of a plain KafkaJS producer',
+        figure: fixed(unlimited.ratio),
+        met: unlimited.ratio === null ? null : unlimited.ratio >= 0.9,
+      });
+  }
   if (targets.length > 0) {
     lines.push('');
     lines.push('#### Targets');
@@ -648,6 +769,23 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
   }
   lines.push('');
   return { markdown: lines.join('\n'), targets };
+}
+
+/** What scenario 5 ran, in one line: printed at its start and above its tables. */
+function producerSettings(): string {
+  const o = plan.producer;
+  const d = PRODUCER_DEFAULTS;
+  return (
+    `${o.valueBytes} B values, ${int(o.keys)} keys, ${o.partitions} partitions; one KafkaJS ` +
+    `producer per run at KafkaJS's defaults (acks -1, no compression, not idempotent, ` +
+    `DefaultPartitioner), connected and warmed up by one send before the window. ` +
+    `Each sender awaits its send before the next. No limit: plain \`producer.send\` or ` +
+    `RateLimitedProducer at its defaults (maxInFlightRequests ${d.maxInFlightRequests}, ` +
+    `maxBatchMessages ${d.maxBatchMessages}, lingerMs ${d.lingerMs}), ${int(o.messages)} ` +
+    `messages or ${o.maxRunMs / 1000} s, whichever comes first. Rate limited: messagesPerSecond ` +
+    `set, other options at their defaults, ${o.rateWindowMs / 1000} s from the first send; ` +
+    `"sent" counts messages handed to KafkaJS in that window`
+  );
 }
 
 // ------------------------------------------------------------------ main
@@ -696,6 +834,11 @@ async function main(): Promise<void> {
   log(
     `done in ${json.totalSeconds} s; wrote bench/results/latest.json and bench/results/latest.md`,
   );
+  // Profiles are mapped back to src/ through the bundle's source map: keep it then.
+  if (libPath !== libEntry && !flags.profile) {
+    rmSync(libPath, { force: true });
+    rmSync(`${libPath}.map`, { force: true });
+  }
   const failed = Object.values(raw).some((rs) => rs.some((r) => !r.ok));
   process.exit(failed ? 1 : 0);
 }

@@ -464,6 +464,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // than per message, is the same to KafkaJS: it reads resolved offsets
     // only after eachBatch returns or while we wait.
     let unresolved: string | undefined;
+    const capShare = mode === 'partition' && this.#partitions.size > 1;
 
     for (const message of batch.messages) {
       const offset = Number(message.offset);
@@ -480,15 +481,23 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         checkStop = false;
       }
       const bytes = sizeOf(message);
-      if (!this.#budget.fits(bytes)) {
+      const fits = this.#budget.fits(bytes);
+      // Held back by its share rather than by the budget: then it waits
+      // until a chunk of its own work is done, not just one message.
+      const capped = fits && capShare && this.#overShare(state);
+      if (!fits || capped) {
         // Blocked on capacity is the high mark, even when the last message
         // left the counters just short of the limit.
-        if (!this.#queueFull) this.#setQueueFull(true);
+        if (!fits && !this.#queueFull) this.#setQueueFull(true);
         // Fairness without throwing fetched data away: a partition already
         // holding its share of a contended budget waits in place only briefly
         // (capacity usually frees within milliseconds). Still blocked after
         // FAIR_WAIT_MS, it pauses and the rest of its batch is fetched again,
-        // so the other partitions' batches get the slots that free up.
+        // so the other partitions' batches get the slots that free up. In
+        // `partition` ordering a partition runs one message at a time, so
+        // beyond its share of a budget past the low mark it only queues
+        // while others starve: there the share applies before the budget
+        // is exhausted.
         if (unresolved !== undefined) {
           resolveOffset(unresolved);
           unresolved = undefined;
@@ -505,14 +514,19 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           // heartbeat check and a promise each, which is most of the
           // per-message cost when handlers are fast. The low mark keeps work
           // queued while the chunk is refilled.
+          const blocked = capped
+            ? () => this.#holdsShare(state) || !this.#budget.fits(bytes)
+            : () => !this.#budget.fits(bytes);
           const ok = await this.#waitHeartbeating(
-            () => !this.#budget.fits(bytes) && clock.now() < giveUpAt,
+            () => blocked() && clock.now() < giveUpAt,
             payload,
-            () => this.#atLowMark() && this.#budget.fits(bytes),
+            capped
+              ? () => !this.#holdsShare(state) && this.#budget.fits(bytes)
+              : () => this.#atLowMark() && this.#budget.fits(bytes),
             giveUpAt,
           );
           if (!ok || state.revoked || this.#stopAdmitting(tp, isRunning, isStale)) break;
-          if (this.#budget.fits(bytes)) {
+          if (!blocked()) {
             admit = true;
           } else if (this.#holdsShare(state)) {
             // Only the partition's own finished work lifts this pause
@@ -661,6 +675,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#budget.wakeAll();
     /** @event group.rebalance phase `assigned` */
     this.emit('group.rebalance', { phase: 'assigned', assigned, revoked, dropped });
+  }
+
+  /** At its fair share while the budget is past the low mark (contended). */
+  #overShare(state: PartitionState): boolean {
+    return !this.#budget.low() && state.tracker.pendingCount >= this.#fairShare();
   }
 
   /** Above the low mark of its fair share: what a `partition-full` pause lasts for. */

@@ -5,8 +5,14 @@
  * one contender, in a fresh process).
  */
 
-export type ScenarioName = 'overhead' | 'slow' | 'memory' | 'reaction';
-export const SCENARIOS: readonly ScenarioName[] = ['overhead', 'slow', 'memory', 'reaction'];
+export type ScenarioName = 'overhead' | 'slow' | 'memory' | 'reaction' | 'producer';
+export const SCENARIOS: readonly ScenarioName[] = [
+  'overhead',
+  'slow',
+  'memory',
+  'reaction',
+  'producer',
+];
 
 /** How a contender consumes; bench/contender.ts implements each kind. */
 export type ContenderKind =
@@ -20,7 +26,11 @@ export type ContenderKind =
   | 'library'
   /** The library, with a scripted downstream for the reaction scenario. */
   | 'library-latency-jump'
-  | 'library-breaker';
+  | 'library-breaker'
+  /** Plain KafkaJS producer: `producer.send` per record. */
+  | 'kafkajs-producer'
+  /** The library: RateLimitedProducer over the same KafkaJS producer, `send` per record. */
+  | 'library-producer';
 
 /** JSON-safe subset of BackpressureConsumerOptions the bench sets. */
 export interface LibraryOptions {
@@ -47,6 +57,22 @@ export interface ContenderDef {
   readonly partitionsConsumedConcurrently?: number;
   /** kafkajs-naive-queue: workers draining the queue. */
   readonly workers?: number;
+  /** kafkajs-producer, library-producer: how the messages are sent. */
+  readonly load?: ProducerLoad;
+  /**
+   * library-producer: `messagesPerSecond` set to this, and the run measures
+   * the rate reached over `ProducerPlan.rateWindowMs`. Without it the
+   * producer has no limit and the run measures throughput.
+   */
+  readonly rateTarget?: number;
+  /** Ratios are taken against this contender (same round) instead of the scenario's reference. */
+  readonly versus?: string;
+}
+
+/** `senders` loops, each sending a record of `recordMessages` and awaiting it before the next. */
+export interface ProducerLoad {
+  readonly recordMessages: number;
+  readonly senders: number;
 }
 
 export interface TopicPlan {
@@ -72,6 +98,13 @@ export interface ReactionPlan {
   readonly fullFlowWindowMs: number;
 }
 
+export interface ProducerPlan extends TopicPlan {
+  /** Throughput runs (no limit) end after `messages` are acknowledged or after this long. */
+  readonly maxRunMs: number;
+  /** Rate runs: the measured window, from the first send. */
+  readonly rateWindowMs: number;
+}
+
 export interface Plan {
   readonly quick: boolean;
   readonly rounds: number;
@@ -84,10 +117,13 @@ export interface Plan {
     readonly maxInFlightBytes: number;
   };
   readonly reaction: TopicPlan & ReactionPlan;
+  readonly producer: ProducerPlan;
   readonly contenders: Record<ScenarioName, readonly ContenderDef[]>;
 }
 
 const MiB = 1024 * 1024;
+const bulkLoad: ProducerLoad = { recordMessages: 1000, senders: 5 };
+const singleLoad: ProducerLoad = { recordMessages: 1, senders: 1000 };
 
 export function makePlan(opts: { quick: boolean; rounds?: number; messages?: number }): Plan {
   const q = opts.quick;
@@ -145,6 +181,14 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
       recoverTimeoutMs: q ? 10_000 : 30_000,
       fullFlowFraction: 0.9,
       fullFlowWindowMs: 500,
+    },
+    producer: {
+      messages: q ? 20_000 : 200_000,
+      valueBytes: 200,
+      keys: 1000,
+      partitions: 6,
+      maxRunMs: q ? 3000 : 10_000,
+      rateWindowMs: q ? 2000 : 10_000,
     },
     contenders: {
       overhead: [
@@ -219,6 +263,53 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
           library: breakerLibrary(q),
         },
       ],
+      producer: [
+        // Records as large as the library's maxBatchMessages, as many senders
+        // as its maxInFlightRequests: both send the very same requests, so
+        // the ratio is the library's own cost.
+        {
+          id: 'kafkajs',
+          label: 'KafkaJS producer, records of 1,000, 5 senders',
+          kind: 'kafkajs-producer',
+          reference: true,
+          load: bulkLoad,
+        },
+        {
+          id: 'lib-unlimited',
+          label: 'RateLimitedProducer, no limit, records of 1,000, 5 senders',
+          kind: 'library-producer',
+          load: bulkLoad,
+        },
+        // The usual application shape: one message per send, many callers.
+        // KafkaJS makes one request per send; the library batches what waits.
+        {
+          id: 'kafkajs-single',
+          label: 'KafkaJS producer, one-message sends, 1,000 callers',
+          kind: 'kafkajs-producer',
+          load: singleLoad,
+        },
+        {
+          id: 'lib-single',
+          label: 'RateLimitedProducer, no limit, one-message sends, 1,000 callers',
+          kind: 'library-producer',
+          load: singleLoad,
+          versus: 'kafkajs-single',
+        },
+        {
+          id: 'lib-rate-1000',
+          label: 'RateLimitedProducer, 1,000 msg/s',
+          kind: 'library-producer',
+          load: singleLoad,
+          rateTarget: 1000,
+        },
+        {
+          id: 'lib-rate-10000',
+          label: 'RateLimitedProducer, 10,000 msg/s',
+          kind: 'library-producer',
+          load: singleLoad,
+          rateTarget: 10_000,
+        },
+      ],
     },
   };
 }
@@ -237,6 +328,7 @@ export interface ContenderSpec {
   readonly durationMs: number | undefined;
   readonly handlerMs: number;
   readonly reaction: ReactionPlan | undefined;
+  readonly producer: ProducerPlan | undefined;
   /** Module the library is imported from (src/index.ts unless --lib). */
   readonly libPath: string;
   /** Where the contender writes its ContenderResult. */
@@ -272,9 +364,9 @@ export interface ContenderResult {
   readonly round: number;
   readonly ok: boolean;
   readonly error?: string;
-  /** Messages handled in the measured window. */
+  /** Messages handled (producer: acknowledged) in the measured window. */
   readonly messages: number;
-  /** First message handled to the last one counted. */
+  /** First message handled to the last one counted (producer: from the first send). */
   readonly elapsedMs: number;
   readonly rate: number;
   /** From process start to the first message (connect, join, first fetch). */

@@ -235,6 +235,9 @@ class Demo {
       fromBeginning: true,
       ordering: mode,
       concurrency,
+      // Each partition's batches are admitted side by side, so one partition
+      // waiting for capacity does not hold up the others' fetched batches.
+      partitionsConsumedConcurrently: c.partitions,
       // A few messages per handler slot: enough to keep every slot busy,
       // little enough that a burst stays in Kafka rather than in memory.
       maxInFlight: concurrency * 4,
@@ -931,7 +934,7 @@ function explainPause(reason: PauseReason): string {
     case 'queue-full':
       return 'queue-full (in-flight budget reached; resumes at half)';
     case 'partition-full':
-      return 'partition-full (this partition holds its fair share of a full budget)';
+      return 'partition-full (this partition holds its fair share of a contended budget)';
     case 'circuit':
       return 'circuit (the breaker is open)';
     default:
