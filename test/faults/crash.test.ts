@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 describe('fault: crash', () => {
-  it(`SIGKILLed ${KILLS} times during ${MESSAGES} messages: nothing lost, duplicates bounded`, async () => {
+  it(`SIGKILLed ${KILLS} times during a stream of ${MESSAGES}+ messages: nothing lost, duplicates bounded`, async () => {
     const started = Date.now();
     const topic = uniqueName('crash');
     const groupId = uniqueName('g-crash');
@@ -50,19 +50,24 @@ describe('fault: crash', () => {
     await createTopic(topic, PARTITIONS);
     const ledger = new Ledger('crash');
 
-    // A stream, not a backlog: production runs while the consumer is killed.
+    // A stream, not a backlog: production runs until every kill is done (so
+    // each restarted consumer has new work to be killed in the middle of)
+    // and at least MESSAGES were written.
     let producedCount = 0;
+    let killsDone = false;
     const production = (async () => {
-      for (let i = 0; i < MESSAGES; i += 1000) {
-        const chunk = Array.from({ length: Math.min(1000, MESSAGES - i) }, (_, j) => ({
-          key: `k${(i + j) % 300}`,
-          value: String(i + j),
+      while (!killsDone || producedCount < MESSAGES) {
+        const chunk = Array.from({ length: 1000 }, (_, j) => ({
+          key: `k${(producedCount + j) % 300}`,
+          value: String(producedCount + j),
         }));
         await produceMessages(topic, chunk);
         producedCount += chunk.length;
         await sleep(400);
       }
     })();
+    // Awaited below; this only keeps a failure during the kills from leaving it unhandled.
+    production.catch(() => undefined);
 
     const spawn = () => {
       const child = runChild(new URL('./children/crash-consumer.ts', import.meta.url), {
@@ -79,29 +84,32 @@ describe('fault: crash', () => {
 
     let child = spawn();
     const killedAt: string[] = [];
-    for (let kill = 1; kill <= KILLS; kill += 1) {
-      if (kill === 1) {
-        // While it connects and joins the group.
-        await sleep(between(300, 2500));
-      } else {
-        // While it is busy: after some progress of its own, at a random moment.
-        const before = handledSoFar(ledger, file);
-        await waitFor(() => handledSoFar(ledger, file) >= before + 1000, {
-          timeoutMs: 90_000,
-          message: () => `no progress before kill ${kill}: ${child.stderr()}`,
-        });
-        await sleep(between(0, 1500));
+    try {
+      for (let kill = 1; kill <= KILLS; kill += 1) {
+        if (kill === 1) {
+          // While it connects and joins the group.
+          await sleep(between(300, 2500));
+        } else {
+          // While it is busy: after some progress of its own, at a random moment.
+          const before = handledSoFar(ledger, file);
+          await waitFor(() => handledSoFar(ledger, file) >= before + 1000, {
+            timeoutMs: 90_000,
+            message: () => `no progress before kill ${kill}: ${child.stderr()}`,
+          });
+          await sleep(between(0, 1500));
+        }
+        await child.kill();
+        killedAt.push(`${seconds(Date.now() - started)}@${handledSoFar(ledger, file)}`);
+        appendFileSync(file, `k ${kill}\n`);
+        child = spawn();
       }
-      await child.kill();
-      killedAt.push(`${seconds(Date.now() - started)}@${handledSoFar(ledger, file)}`);
-      appendFileSync(file, `k ${kill}\n`);
-      child = spawn();
+    } finally {
+      killsDone = true;
     }
-
     await production;
     ledger.expectOffsets(await endOffsets(topic));
-    expect(producedCount).toBe(MESSAGES);
-    expect(ledger.expectedCount).toBe(MESSAGES);
+    expect(producedCount).toBeGreaterThanOrEqual(MESSAGES);
+    expect(ledger.expectedCount).toBe(producedCount);
     await waitFor(() => (ledger.ingest(file), ledger.isComplete()), {
       timeoutMs: 120_000,
       intervalMs: 250,
