@@ -62,21 +62,23 @@ export class Circuit {
 
   /**
    * Runs `task` through the breaker; rejects with {@link CircuitOpenError}
-   * without running it when open. With `counted` false, a failure does not
-   * count against the downstream (opossum takes the call as a success, so in
-   * half-open it closes the circuit).
+   * without running it when open. With `counted` false the call leaves the
+   * statistics alone while the circuit is closed, and as a half-open probe
+   * its failure is taken as a success (opossum has nothing in between), so
+   * it closes the circuit.
    */
   run(task: () => Promise<void>, counted = true): Promise<void> {
     if (this.#breaker === undefined) return task();
+    if (!counted && this.#state === 'closed') return task();
     const call = counted ? task : () => task().catch(uncounted);
     return this.#breaker.fire(call).then(undefined, rethrowOpen);
   }
 
   /**
    * Resolves at the next change of state. Waiters resume in the order they
-   * asked, and those that asked with `last` after all the others: a call
-   * that just failed while the circuit was not closed waits `last`, so on
-   * half-open another message is the probe. Otherwise the message whose
+   * asked, and those that asked with `last` after all the others: a message
+   * that failed while the circuit was not closed waits `last`, so on
+   * half-open one that has not is the probe. Otherwise the message whose
    * failure opened the circuit would be first in line every time, and one
    * that always fails would keep the circuit from ever closing.
    */
@@ -86,10 +88,11 @@ export class Circuit {
 
   /** Wakes everything waiting for a change (used on close). */
   wakeAll(): void {
-    const waiters = [...this.#waiters, ...this.#lastWaiters];
+    const waiters = this.#waiters;
+    const lastWaiters = this.#lastWaiters;
     this.#waiters = [];
     this.#lastWaiters = [];
-    for (const wake of waiters) wake();
+    for (const wake of [...waiters, ...lastWaiters]) wake();
   }
 
   shutdown(): void {

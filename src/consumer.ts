@@ -773,16 +773,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
     let attempt = 0;
     let firstFailureAt: number | undefined;
-    /** Failed once while the circuit was not closed: has counted against the downstream already. */
-    let blamedDownstream = false;
+    /** Failed while the circuit was not closed: counts no more, and waits behind the others. */
+    let blamed = false;
     for (;;) {
       if (this.#abandoned(work)) return false;
       attempt += 1;
       let error: Error;
       try {
-        await this.#limit(() =>
-          this.#attempt(message as InboundMessage<T>, attempt, !blamedDownstream),
-        );
+        await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt, !blamed));
         return true;
       } catch (thrown) {
         error = toError(thrown);
@@ -790,24 +788,27 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       if (isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN') {
         // Refused without running: not an attempt. Wait for the breaker to move.
         attempt -= 1;
-        await this.#circuit.changed();
+        await this.#circuit.changed({ last: blamed });
         continue;
       }
+      // From its first failure, also one that costs no attempt below: others
+      // succeeding after it is what tells a poison message from an outage.
+      firstFailureAt ??= o.clock.now();
       if (this.#circuit.state !== 'closed') {
         // The downstream is down (this failure may be the one that opened the
-        // circuit): not the message's fault, so it costs no attempt. It waits
-        // behind the others, so the next probe is another message, and its
-        // later failures no longer count against the downstream: otherwise a
-        // message that always fails, once the only one left in flight (the
-        // open circuit stops fetching), would fail every probe and hold the
-        // circuit open forever. Its probe then closes the circuit instead,
+        // circuit): not the message's fault, so it costs no attempt. It has
+        // counted against the downstream once: from now on its calls do not
+        // count, and it waits behind messages that have not failed, so the
+        // next probe is one of those. Otherwise a message that always fails
+        // would be the probe every time, or, once it is all that is left in
+        // flight (the open circuit stops fetching), fail every probe and hold
+        // the circuit open forever. Its probe now closes the circuit instead,
         // fetching resumes, and fresh messages tell an outage from a poison.
-        blamedDownstream = true;
         attempt -= 1;
+        blamed = true;
         if (this.#circuit.state === 'open') await this.#circuit.changed({ last: true });
         continue;
       }
-      firstFailureAt ??= o.clock.now();
       const retriable = this.#isRetriable(error);
       if (
         retriable &&

@@ -118,7 +118,10 @@ describe('fault: crash', () => {
     });
     await expectCommittedAtEnd(groupId, topic);
 
-    // The last one closes gracefully and its process exits by itself.
+    // The last one closes gracefully and its process exits by itself. (It
+    // may have had nothing left to do: wait until it runs, so the signal
+    // does not arrive before its handler is installed.)
+    await child.waitForLine((line) => line === 'started');
     child.process.kill('SIGTERM');
     const exit = await Promise.race([child.exited, sleep(30_000).then(() => 'still running')]);
     expect(exit, child.stderr()).toEqual({ code: 0, signal: null });

@@ -57,7 +57,9 @@ describe('fault: downstream outage and flapping', () => {
 
     let down = false;
     let phase: 'before' | 'outage' | 'flapping' | 'after' = 'before';
-    const calls = { outageWhileOpen: 0, outage: 0, flapping: 0 };
+    const calls = { outageAfterOpen: 0, outage: 0, flapping: 0, whileOpen: 0 };
+    let running = 0;
+    let maxRunningHalfOpen = 0;
     const states: string[] = [];
     let openedDuringOutage = false;
     let halfOpensDuringOutage = 0;
@@ -81,13 +83,22 @@ describe('fault: downstream outage and flapping', () => {
       handler: async (message) => {
         if (phase === 'outage') {
           calls.outage += 1;
-          if (openedDuringOutage) calls.outageWhileOpen += 1;
+          if (openedDuringOutage) calls.outageAfterOpen += 1;
         } else if (phase === 'flapping') calls.flapping += 1;
-        await sleep(2);
-        const value = message.value!.toString();
-        if (poison(value)) throw new NonRetriableError(`poison ${value}`);
-        if (down) throw new Error('downstream unavailable');
-        ledger.handled(offsetId(message.partition, message.offset));
+        // The breaker's contract: no call while open, one probe at a time while half-open.
+        if (consumer.circuitState === 'open') calls.whileOpen += 1;
+        running += 1;
+        if (consumer.circuitState === 'half-open')
+          maxRunningHalfOpen = Math.max(maxRunningHalfOpen, running);
+        try {
+          await sleep(2);
+          const value = message.value!.toString();
+          if (poison(value)) throw new NonRetriableError(`poison ${value}`);
+          if (down) throw new Error('downstream unavailable');
+          ledger.handled(offsetId(message.partition, message.offset));
+        } finally {
+          running -= 1;
+        }
       },
     });
     close = () => consumer.close({ drainTimeoutMs: 1000 });
@@ -141,7 +152,9 @@ describe('fault: downstream outage and flapping', () => {
     ledger.note('flips', flips);
     ledger.note('circuit', compress(states));
     ledger.note('outageCalls', calls.outage);
-    ledger.note('callsWhileOpen', calls.outageWhileOpen);
+    ledger.note('callsAfterOpen', calls.outageAfterOpen);
+    ledger.note('callsWhileOpen', calls.whileOpen);
+    ledger.note('maxRunningHalfOpen', maxRunningHalfOpen);
     ledger.note('halfOpens', halfOpensDuringOutage);
     ledger.note('flappingCalls', calls.flapping);
     ledger.note('recovered', seconds(recoveredMs));
@@ -152,9 +165,16 @@ describe('fault: downstream outage and flapping', () => {
     expect(openedDuringOutage).toBe(true);
     expect(pausedOnOpen[0]).toBe(4);
     expect(states.slice(0, outageStates)).toContain('half');
-    // While open, only the probes (one per half-open) and what was already
-    // running or queued for a slot when it opened reach the handler.
-    expect(calls.outageWhileOpen).toBeLessThanOrEqual(halfOpensDuringOutage + 2 * CONCURRENCY);
+    // No handler call starts while the circuit is open; while half-open, the
+    // probe runs alone.
+    expect(calls.whileOpen).toBe(0);
+    expect(maxRunningHalfOpen).toBeLessThanOrEqual(1);
+    // During the outage the handler saw little more than the probes: what
+    // was running or queued for a slot when it opened, and what ran while
+    // an uncounted probe had closed it (only-failed messages waiting).
+    expect(calls.outageAfterOpen).toBeLessThan(
+      halfOpensDuringOutage * (CONCURRENCY + 1) + 2 * CONCURRENCY,
+    );
     expect(states.at(-1)).toBe('closed');
     // Only the poison messages were dead-lettered, each once, as non-retriable.
     ledger.assertComplete({
