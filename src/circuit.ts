@@ -75,6 +75,36 @@ export class Circuit {
   }
 
   /**
+   * Reports a call that ran outside {@link run} while the circuit was
+   * closed, and succeeded: one fire and one success in opossum's rolling
+   * window, as opossum counts a call of its own (and, as there, a success
+   * that ends while half-open closes the circuit). The dispatcher runs a
+   * fresh message's first attempt this way: `fire` costs several promises
+   * and events per call, most of the cost per message when handlers are fast.
+   */
+  succeeded(): void {
+    const breaker = this.#breaker;
+    if (breaker === undefined) return;
+    breaker.emit('fire', []);
+    // No latency: opossum's percentiles are off, so nothing reads it.
+    breaker.emit('success', undefined, 0);
+  }
+
+  /**
+   * Reports a call that ran outside {@link run} and failed. It is replayed
+   * through opossum as a call that fails at once, so opossum counts it (or
+   * not: the error filter applies) and decides whether to open, by its own
+   * rule. Resolves once it has. When the circuit is no longer closed by then
+   * (opened meanwhile, or a probe is out), opossum refuses the replay and
+   * the failure is not counted: the downstream is already known to be down.
+   */
+  failed(error: unknown): Promise<void> {
+    const breaker = this.#breaker;
+    if (breaker === undefined) return Promise.resolve();
+    return breaker.fire(() => Promise.reject(error)).then(ignore, ignore);
+  }
+
+  /**
    * Resolves at the next change of state. Waiters resume in the order they
    * asked, and those that asked with `last` after all the others: a message
    * that failed while the circuit was not closed waits `last`, so on
@@ -100,6 +130,8 @@ export class Circuit {
     this.#breaker?.shutdown();
   }
 }
+
+function ignore(): void {}
 
 function rethrowOpen(error: unknown): never {
   if (error instanceof Uncounted) throw error.error;

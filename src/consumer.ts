@@ -68,6 +68,16 @@ interface Work extends LaneItem {
   readonly bytes: number;
 }
 
+/** A message the fast path handed back to the general path, with how far it got. */
+interface Leftover {
+  readonly work: Work;
+  /** Built and, when a deserializer is set, deserialized, unless `deserializeError` says it failed. */
+  readonly message?: InboundMessage<unknown>;
+  readonly deserializeError?: Error;
+  /** Its first try failed with this (already reported to the breaker). */
+  readonly failed?: Error;
+}
+
 /** A snapshot of one assigned partition, for dashboards and the demo. */
 export interface PartitionSnapshot extends TopicPartition {
   /** Log-end offset minus the commit position, from the last fetched batch (no extra request). */
@@ -181,7 +191,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         this.#running.delete(live);
         const now = o.clock.now();
         this.#lastAttemptEndedAt = now;
-        this.#latency.record(now - live.started);
+        this.#latency.record(now - live.started, now);
       },
     };
     // One abort listener per sleeping retry: many by design.
@@ -725,65 +735,166 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   // ---------------------------------------------------------------- processing
 
-  /** Runs one message to completion. Never rejects. */
-  async #process(work: Work): Promise<void> {
+  /**
+   * Runs a lane's messages from `first` on, each to completion. Never rejects.
+   * A fresh message's first try takes the fast path ({@link #run}); anything
+   * else, and whatever the fast path hands back, goes through
+   * {@link #handle}, which then starts the lane's next message as usual.
+   */
+  async #process(first: Work): Promise<void> {
+    const left = this.#fastPath() ? await this.#limit(() => this.#run(first)) : { work: first };
+    if (left === undefined) return;
     let done = false;
     try {
-      done = await this.#handle(work);
+      done = await this.#handle(left);
     } catch (error) {
       this.#error(toError(error), 'handler');
     } finally {
-      this.#finish(work, done);
+      this.#finish(left.work, done);
     }
   }
 
-  /** True when the message is done (handled, dead-lettered or shed), false when abandoned. */
-  async #handle(work: Work): Promise<boolean> {
+  /** The fast path is open: the circuit is closed and nobody times attempts through handler.settled. */
+  #fastPath(): boolean {
+    return this.#circuit.state === 'closed' && this.listenerCount('handler.settled') === 0;
+  }
+
+  /**
+   * The common case, kept cheap: a lane's messages run one after another in
+   * the one concurrency slot this call holds, instead of asking p-limit for a
+   * slot per message (a lane runs one message at a time anyway, so the bound
+   * holds). Each is tried once outside opossum's call path and reported to
+   * the breaker after ({@link Circuit.succeeded}, {@link Circuit.failed}).
+   * The slot goes back, and the lane's next message starts the usual way,
+   * as soon as another lane waits for a slot or the limit was lowered below
+   * what runs. A message that is not plain (to be shed, undeserializable,
+   * failed, or met with the circuit no longer closed) is returned, with how
+   * far it got, to finish on the general path outside the slot.
+   */
+  async #run(first: Work): Promise<Leftover | undefined> {
+    const o = this.#options;
+    let work = first;
+    try {
+      for (;;) {
+        if (!this.#fastPath() || this.#abandoned(work)) return { work };
+        if (o.shed && shedAge(work.raw.timestamp, Date.now(), o.shed.maxAgeMs) !== undefined)
+          return { work };
+        const message = this.#messageOf(work);
+        if (o.deserialize) {
+          try {
+            (message as { payload: unknown }).payload = await o.deserialize(work.raw, {
+              topic: message.topic,
+              partition: message.partition,
+            });
+          } catch (thrown) {
+            return { work, message, deserializeError: toError(thrown) };
+          }
+          if (!this.#fastPath() || this.#abandoned(work)) return { work, message };
+        }
+        try {
+          await this.#invoke(message as InboundMessage<T>, 1);
+        } catch (thrown) {
+          const error = toError(thrown);
+          // Counted (and the circuit opened, if this was the failure too
+          // many) before the general path looks at the circuit's state.
+          await this.#circuit.failed(error);
+          return { work, message, failed: error };
+        }
+        this.#circuit.succeeded();
+        this.#settle(work, true);
+        const next = this.#lanes.take(work);
+        if (next === undefined) return undefined;
+        const limit = this.#limit;
+        if (limit.pendingCount > 0 || limit.activeCount > limit.concurrency) {
+          void this.#process(next);
+          return undefined;
+        }
+        work = next;
+      }
+    } catch (error) {
+      // Not expected (the handler's own errors are caught above): the message
+      // is run again from the start on the general path rather than lost.
+      this.#error(toError(error), 'handler');
+      return { work };
+    }
+  }
+
+  #messageOf(work: Work): InboundMessage<unknown> {
+    const raw = work.raw;
+    return {
+      topic: work.state.topic,
+      partition: work.state.partition,
+      offset: raw.offset,
+      key: raw.key ?? null,
+      value: raw.value ?? null,
+      headers: raw.headers ?? {},
+      timestamp: raw.timestamp,
+      payload: raw.value ?? null,
+    };
+  }
+
+  /**
+   * True when the message is done (handled, dead-lettered or shed), false
+   * when abandoned. Picks up where the fast path left it, if it got anywhere.
+   */
+  async #handle(left: Leftover): Promise<boolean> {
+    const { work } = left;
     if (this.#abandoned(work)) return false;
     const { topic, partition } = work.state;
     const o = this.#options;
-    const message: InboundMessage<unknown> = {
-      topic,
-      partition,
-      offset: work.raw.offset,
-      key: work.raw.key ?? null,
-      value: work.raw.value ?? null,
-      headers: work.raw.headers ?? {},
-      timestamp: work.raw.timestamp,
-      payload: work.raw.value ?? null,
-    };
-    if (o.shed) {
-      const ageMs = shedAge(work.raw.timestamp, Date.now(), o.shed.maxAgeMs);
-      if (ageMs !== undefined) return this.#shed(work, message, ageMs);
+    let message = left.message;
+    let deserializeError = left.deserializeError;
+    if (message === undefined) {
+      message = this.#messageOf(work);
+      if (o.shed) {
+        const ageMs = shedAge(work.raw.timestamp, Date.now(), o.shed.maxAgeMs);
+        if (ageMs !== undefined) return this.#shed(work, message, ageMs);
+      }
     }
-    while (o.deserialize) {
-      try {
-        (message as { payload: unknown }).payload = await o.deserialize(work.raw, {
-          topic,
-          partition,
-        });
-        break;
-      } catch (thrown) {
-        const error = toError(thrown);
+    // A message the fast path returned is deserialized, unless that failed.
+    const deserialize = o.deserialize;
+    if (deserialize && (left.message === undefined || deserializeError !== undefined)) {
+      for (;;) {
+        if (deserializeError === undefined) {
+          try {
+            (message as { payload: unknown }).payload = await deserialize(work.raw, {
+              topic,
+              partition,
+            });
+            break;
+          } catch (thrown) {
+            deserializeError = toError(thrown);
+          }
+        }
+        const error = deserializeError;
+        deserializeError = undefined;
         if (o.deadLetter) return this.#deadLetter(work, message, error, 'deserialization', 0);
         await this.#holdAndRetry(work, error, 0);
         if (this.#abandoned(work)) return false;
       }
     }
 
-    let attempt = 0;
+    // The fast path's failed first try counts as this loop's first.
+    let attempt = left.failed === undefined ? 0 : 1;
+    let failed = left.failed;
     let firstFailureAt: number | undefined;
     /** Failed while the circuit was not closed: counts no more, and waits behind the others. */
     let blamed = false;
     for (;;) {
-      if (this.#abandoned(work)) return false;
-      attempt += 1;
       let error: Error;
-      try {
-        await this.#limit(() => this.#attempt(message as InboundMessage<T>, attempt, !blamed));
-        return true;
-      } catch (thrown) {
-        error = toError(thrown);
+      if (failed !== undefined) {
+        error = failed;
+        failed = undefined;
+      } else {
+        if (this.#abandoned(work)) return false;
+        attempt += 1;
+        try {
+          const ready = message as InboundMessage<T>;
+          await this.#limit(() => this.#attempt(ready, attempt, !blamed));
+          return true;
+        } catch (thrown) {
+          error = toError(thrown);
+        }
       }
       if (isBackpressureError(error) && error.code === 'ERR_CIRCUIT_OPEN') {
         // Refused without running: not an attempt. Wait for the breaker to move.
@@ -861,36 +972,37 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    * when the handler reads it.
    */
   #attempt(message: InboundMessage<T>, attempt: number, counted: boolean): Promise<void> {
-    const run = this.#circuit.run(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const started = this.#options.clock.now();
-          const live = new LiveAttempt(this.#attempts, started, reject);
-          this.#running.add(live);
-          this.#armDeadline();
-          let result: unknown;
-          try {
-            result = this.#options.handler(message, new AttemptContext(attempt, live));
-          } catch (thrown) {
-            // A handler that throws synchronously is treated like one that rejects.
-            if (live.settle()) reject(thrown);
-            return;
-          }
-          Promise.resolve(result).then(
-            () => {
-              if (!live.settle()) return;
-              // settle() just stamped the end of this attempt.
-              this.#lastSuccessAt = this.#lastAttemptEndedAt;
-              resolve();
-            },
-            (thrown: unknown) => {
-              if (live.settle()) reject(thrown);
-            },
-          );
-        }),
-      counted,
-    );
+    const run = this.#circuit.run(() => this.#invoke(message, attempt), counted);
     return this.listenerCount('handler.settled') === 0 ? run : this.#observe(run, message, attempt);
+  }
+
+  /** Calls the handler once, under the attempt deadline. */
+  #invoke(message: InboundMessage<T>, attempt: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const started = this.#options.clock.now();
+      const live = new LiveAttempt(this.#attempts, started, reject);
+      this.#running.add(live);
+      this.#armDeadline();
+      let result: unknown;
+      try {
+        result = this.#options.handler(message, new AttemptContext(attempt, live));
+      } catch (thrown) {
+        // A handler that throws synchronously is treated like one that rejects.
+        if (live.settle()) reject(thrown);
+        return;
+      }
+      Promise.resolve(result).then(
+        () => {
+          if (!live.settle()) return;
+          // settle() just stamped the end of this attempt.
+          this.#lastSuccessAt = this.#lastAttemptEndedAt;
+          resolve();
+        },
+        (thrown: unknown) => {
+          if (live.settle()) reject(thrown);
+        },
+      );
+    });
   }
 
   /** Reports an attempt's duration and outcome as `handler.settled`; only used while someone listens. */
@@ -1096,7 +1208,14 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     return work.state.revoked || this.#closeController.signal.aborted;
   }
 
+  /** Settles the message's accounts and starts its lane's next message. */
   #finish(work: Work, done: boolean): void {
+    this.#settle(work, done);
+    this.#lanes.done(work);
+  }
+
+  /** Settles the message's accounts: offsets, the in-flight budget and what waits on it. */
+  #settle(work: Work, done: boolean): void {
     const state = work.state;
     if (done) {
       state.consumed.count += 1;
@@ -1108,7 +1227,6 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       state.shareFull = false;
       this.#flow.remove('partition-full', state);
     }
-    this.#lanes.done(work);
     if (this.#queueFull && this.#atLowMark()) this.#setQueueFull(false);
     if (this.#budget.messages === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;

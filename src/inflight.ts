@@ -63,15 +63,23 @@ export class InFlightBudget {
   release(bytes: number): void {
     this.#messages -= 1;
     this.#bytes -= bytes;
-    if (this.#waiters.length === 0) return;
-    let kept: Waiter[] | undefined;
     const waiters = this.#waiters;
+    if (waiters.length === 0) return;
+    // Usually the one waiter is an admission waiting for a chunk to free:
+    // most releases wake nobody, and then allocate nothing.
+    let due = false;
+    for (const waiter of waiters) {
+      if (waiter.until === undefined || waiter.until()) {
+        due = true;
+        break;
+      }
+    }
+    if (!due) return;
     this.#waiters = [];
     for (const waiter of waiters) {
       if (waiter.until === undefined || waiter.until()) waiter.wake();
-      else (kept ??= []).push(waiter);
+      else this.#waiters.push(waiter);
     }
-    if (kept !== undefined) this.#waiters.push(...kept);
   }
 
   /**

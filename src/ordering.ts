@@ -29,9 +29,18 @@ export function laneKeyOf(
   }
 }
 
+/** A lane's waiting messages: read from `head` on, so taking one never moves the rest. */
+interface Lane<T> {
+  items: (T | undefined)[];
+  head: number;
+}
+
+/** Past this many taken slots, and half the array, a lane's array is cut down. */
+const COMPACT_AFTER = 1024;
+
 export class Lanes<T extends LaneItem> {
   /** Lane key -> messages waiting behind the running one. The running one is not stored. */
-  readonly #waiting = new Map<string, T[]>();
+  readonly #lanes = new Map<string, Lane<T>>();
   readonly #start: (item: T) => void;
 
   constructor(start: (item: T) => void) {
@@ -40,7 +49,7 @@ export class Lanes<T extends LaneItem> {
 
   /** Lanes with a message running. */
   get activeLanes(): number {
-    return this.#waiting.size;
+    return this.#lanes.size;
   }
 
   push(item: T): void {
@@ -49,23 +58,42 @@ export class Lanes<T extends LaneItem> {
       this.#start(item);
       return;
     }
-    const queue = this.#waiting.get(key);
-    if (queue === undefined) {
-      this.#waiting.set(key, []);
+    const lane = this.#lanes.get(key);
+    if (lane === undefined) {
+      this.#lanes.set(key, { items: [], head: 0 });
       this.#start(item);
     } else {
-      queue.push(item);
+      lane.items.push(item);
     }
   }
 
   /** The lane's running message finished: start the next one, if any. */
   done(item: T): void {
+    const next = this.take(item);
+    if (next !== undefined) this.#start(next);
+  }
+
+  /**
+   * The lane's running message finished: the next one becomes the running
+   * one and is returned for the caller to run, instead of being started.
+   * Undefined when the lane is empty (it is closed).
+   */
+  take(item: T): T | undefined {
     const key = item.laneKey;
-    if (key === undefined) return;
-    const queue = this.#waiting.get(key);
-    if (queue === undefined) return;
-    const next = queue.shift();
-    if (next === undefined) this.#waiting.delete(key);
-    else this.#start(next);
+    if (key === undefined) return undefined;
+    const lane = this.#lanes.get(key);
+    if (lane === undefined) return undefined;
+    if (lane.head === lane.items.length) {
+      this.#lanes.delete(key);
+      return undefined;
+    }
+    const next = lane.items[lane.head];
+    lane.items[lane.head] = undefined;
+    lane.head += 1;
+    if (lane.head >= COMPACT_AFTER && lane.head * 2 >= lane.items.length) {
+      lane.items = lane.items.slice(lane.head);
+      lane.head = 0;
+    }
+    return next;
   }
 }

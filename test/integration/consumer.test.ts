@@ -131,9 +131,65 @@ describe('BackpressureConsumer against a real broker', () => {
     for (const [key, order] of perKey) {
       expect(order, `order of ${key}`).toEqual([...order].sort((a, b) => a - b));
     }
-    // Two partitions, yet many handlers ran at once.
+    // Two partitions, yet many handlers ran at once, and never more than the limit.
     expect(peakActive).toBeGreaterThan(20);
+    expect(peakActive).toBeLessThanOrEqual(128);
     console.info(`[key-order] peak concurrent handlers: ${peakActive} on 2 partitions`);
+  });
+
+  it('holds the concurrency limit when a lane runs its messages in one slot, and lets waiting lanes take turns', async () => {
+    // In partition ordering a lane keeps its concurrency slot from one message
+    // to the next while nothing else waits for one. With a limit of 1 and
+    // three partitions, the lanes must still take turns, one handler at a time.
+    const topic = uniqueName('turns');
+    const groupId = uniqueName('g-turns');
+    await createTopic(topic, 3);
+    const produced = messages(900, 90);
+    await produceMessages(topic, produced);
+
+    const order: number[] = [];
+    let active = 0;
+    let peakActive = 0;
+    const { consumer } = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'partition',
+      concurrency: 1,
+      commitIntervalMs: 200,
+      handler: async (message) => {
+        active += 1;
+        peakActive = Math.max(peakActive, active);
+        await new Promise((resolve) => setImmediate(resolve));
+        order.push(message.partition);
+        active -= 1;
+      },
+    });
+    await consumer.start();
+    await waitFor(() => order.length >= produced.length, {
+      timeoutMs: 60_000,
+      message: 'not every message was handled',
+    });
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+
+    expect(peakActive).toBe(1);
+    // While every partition still had work, no lane kept the slot for itself:
+    // between the first message of the last partition to start and the last
+    // message of the first partition to finish, runs of one partition are short.
+    const partitions = [0, 1, 2];
+    const from = Math.max(...partitions.map((p) => order.indexOf(p)));
+    const to = Math.min(...partitions.map((p) => order.lastIndexOf(p)));
+    expect(to - from).toBeGreaterThan(100);
+    let longest = 0;
+    let streak = 0;
+    for (let i = from; i <= to; i += 1) {
+      streak = i > from && order[i] === order[i - 1] ? streak + 1 : 1;
+      longest = Math.max(longest, streak);
+    }
+    expect(longest).toBeLessThanOrEqual(2);
+    console.info(
+      `[turns] ${to - from + 1} messages while all three had work; longest run of one partition ${longest}`,
+    );
   });
 
   it('never exceeds maxInFlight / maxInFlightBytes, pauses and resumes, and keeps its membership while slow', async () => {

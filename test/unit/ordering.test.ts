@@ -109,6 +109,42 @@ describe('Lanes', () => {
     expect(lanes.activeLanes).toBe(0);
   });
 
+  it('take hands the next item of the lane to the caller instead of starting it', () => {
+    const { lanes, started } = recordingLanes();
+    const items = [1, 2, 3].map((id) => ({ id, laneKey: 'a' }));
+    for (const item of items) lanes.push(item);
+    expect(lanes.take(items[0]!)).toBe(items[1]);
+    expect(lanes.take(items[1]!)).toBe(items[2]);
+    expect(started.map((i) => i.id)).toEqual([1]);
+    expect(lanes.take(items[2]!)).toBeUndefined();
+    expect(lanes.activeLanes).toBe(0);
+    // The lane is closed: the next push starts at once again.
+    lanes.push({ id: 4, laneKey: 'a' });
+    expect(started.map((i) => i.id)).toEqual([1, 4]);
+  });
+
+  it('keeps push order across many items, also while the lane compacts its queue', () => {
+    const { lanes, started } = recordingLanes();
+    const count = 5000;
+    const items = Array.from({ length: count }, (_, id) => ({ id, laneKey: 'a' }));
+    let pushed = 0;
+    let current = items[0]!;
+    lanes.push(current);
+    pushed = 1;
+    const order = [current.id];
+    // Interleave pushes and takes so compaction happens with items on both sides of the head.
+    while (order.length < count) {
+      for (let i = 0; i < 3 && pushed < count; i += 1) lanes.push(items[pushed++]!);
+      const next = lanes.take(current);
+      if (next === undefined) break;
+      order.push(next.id);
+      current = next;
+    }
+    expect(order).toEqual(items.map((i) => i.id));
+    expect(started).toHaveLength(1);
+    expect(lanes.take(current)).toBeUndefined();
+  });
+
   it('runs different lanes side by side', () => {
     const { lanes, started } = recordingLanes();
     lanes.push({ id: 1, laneKey: 'a' });
