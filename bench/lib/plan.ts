@@ -42,6 +42,7 @@ export interface LibraryOptions {
   latency?: { pauseAboveMs: number; resumeBelowMs?: number; windowMs?: number };
   adaptiveConcurrency?: { targetLatencyMs: number; minConcurrency?: number; intervalMs?: number };
   circuitBreaker?: { resetTimeoutMs?: number; rollingCountTimeoutMs?: number } | false;
+  partitionsConsumedConcurrently?: number;
 }
 
 export interface ContenderDef {
@@ -217,13 +218,19 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
         },
         {
           id: 'lib-key-64',
-          label: 'library, key, concurrency 64',
+          label: 'library, key, concurrency 64, partitionsConsumedConcurrently 6',
           kind: 'library',
-          library: { ordering: 'key', concurrency: 64 },
+          library: { ordering: 'key', concurrency: 64, partitionsConsumedConcurrently: 6 },
         },
         {
           id: 'lib-key-256',
-          label: 'library, key, concurrency 256',
+          label: 'library, key, concurrency 256, partitionsConsumedConcurrently 6',
+          kind: 'library',
+          library: { ordering: 'key', concurrency: 256, partitionsConsumedConcurrently: 6 },
+        },
+        {
+          id: 'lib-key-256-pcc1',
+          label: 'library, key, concurrency 256, partitionsConsumedConcurrently 1 (default)',
           kind: 'library',
           library: { ordering: 'key', concurrency: 256 },
         },

@@ -192,6 +192,64 @@ describe('BackpressureConsumer against a real broker', () => {
     );
   });
 
+  it('in key ordering with partitions consumed side by side, no partition takes the whole budget: keys of all of them run', async () => {
+    const topic = uniqueName('key-share');
+    const groupId = uniqueName('g-key-share');
+    await createTopic(topic, 3);
+    const produced = messages(6000, 60);
+    await produceMessages(topic, produced);
+
+    const keysOf = new Map<number, Set<string>>();
+    let active = 0;
+    let peakActive = 0;
+    let handled = 0;
+    const { consumer } = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 60,
+      maxInFlight: 600,
+      partitionsConsumedConcurrently: 3,
+      commitIntervalMs: 200,
+      handler: async (message) => {
+        active += 1;
+        peakActive = Math.max(peakActive, active);
+        const keys = keysOf.get(message.partition) ?? new Set<string>();
+        keys.add(message.key!.toString());
+        keysOf.set(message.partition, keys);
+        await sleep(10);
+        active -= 1;
+        handled += 1;
+      },
+    });
+    // Handlers busy, sampled while the first three quarters of the backlog go through.
+    const samples: number[] = [];
+    const sampler = setInterval(() => {
+      if (handled > 0 && handled < produced.length * 0.75) samples.push(active);
+    }, 5);
+    await consumer.start();
+    await waitFor(() => handled >= produced.length, {
+      timeoutMs: 90_000,
+      message: 'not every message was handled',
+    });
+    clearInterval(sampler);
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+
+    // One partition refilling the whole budget bounds the handlers at its
+    // own keys; with a fair share each, keys of every partition run.
+    const mostKeys = Math.max(...[...keysOf.values()].map((k) => k.size));
+    const meanActive = samples.reduce((a, b) => a + b, 0) / samples.length;
+    expect(keysOf.size).toBe(3);
+    expect(peakActive).toBeLessThanOrEqual(60);
+    expect(samples.length).toBeGreaterThan(20);
+    expect(meanActive).toBeGreaterThan(mostKeys * 1.5);
+    console.info(
+      `[key-share] mean handlers ${meanActive.toFixed(1)} (${samples.length} samples), peak ${peakActive}; ` +
+        `keys per partition ${[...keysOf.values()].map((k) => k.size).join('/')}`,
+    );
+  });
+
   it('never exceeds maxInFlight / maxInFlightBytes, pauses and resumes, and keeps its membership while slow', async () => {
     const topic = uniqueName('bound');
     const groupId = uniqueName('g-bound');
