@@ -76,18 +76,20 @@ export class Circuit {
 
   /**
    * Reports a call that ran outside {@link run} while the circuit was
-   * closed, and succeeded: one fire and one success in opossum's rolling
-   * window, as opossum counts a call of its own (and, as there, a success
-   * that ends while half-open closes the circuit). The dispatcher runs a
-   * fresh message's first attempt this way: `fire` costs several promises
-   * and events per call, most of the cost per message when handlers are fast.
+   * closed, and succeeded. The dispatcher runs a fresh message's first
+   * attempt this way: `fire` costs several promises and events per call,
+   * most of the cost per message when handlers are fast. opossum opens by
+   * failures over fires in its rolling window, so a success counts as a
+   * fire; its separate count of successes is a statistic nothing here reads,
+   * and each costs an event with two listeners and a latency sample kept for
+   * the window. While half-open a success is reported whole, since that is
+   * what closes the circuit (as for a call of opossum's own that ends then).
    */
   succeeded(): void {
     const breaker = this.#breaker;
     if (breaker === undefined) return;
     breaker.emit('fire', []);
-    // No latency: opossum's percentiles are off, so nothing reads it.
-    breaker.emit('success', undefined, 0);
+    if (breaker.halfOpen) breaker.emit('success', undefined, 0);
   }
 
   /**
