@@ -39,10 +39,11 @@ import { duration } from './validate.js';
  *   against `maxConcurrent`, so one limiter cannot bound messages per second
  *   and requests in flight at once.
  *
- * One dispatcher forms batches: it holds at most one pending bottleneck job;
- * when bottleneck grants it a slot, the job waits for the tokens (and
- * `lingerMs`), takes the largest batch the tokens and batch limits allow,
- * asks for the next slot and sends. Batches are therefore formed as late as
+ * One dispatcher forms batches: it holds one pending bottleneck job, or more
+ * while several full batches wait and the limits let them go now; when
+ * bottleneck grants a slot, the job waits for the tokens (and `lingerMs`),
+ * takes the largest batch the tokens and batch limits allow, asks for the
+ * next slot and sends. Batches are therefore formed as late as
  * possible and grow with the backlog, the way the Java producer's
  * `linger.ms` / `batch.size` batch.
  */
@@ -675,9 +676,10 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
    * Asks bottleneck for slots: one while anything waits and, up to the
    * in-flight limit, one more for each further full batch waiting that the
    * limits let go now. Bottleneck takes a few timer turns to grant a slot.
-   * Asked for one after another, those turns added up to about a fifth of
-   * the time with no request in flight when sending full batches without a
-   * rate limit; asked for side by side, they pass together.
+   * Asked for one after another, those turns left the process idle about a
+   * fifth of the time when sending full batches without a rate limit; asked
+   * for side by side, more of them pass together (benchmark scenario 5:
+   * 0.80 -> 0.85 of plain KafkaJS).
    */
   #pump(): void {
     while (this.#queue.length > 0 && this.#state !== 'closed' && this.#wantsSlot()) {
