@@ -126,11 +126,10 @@ describe('Lanes', () => {
   it('keeps push order across many items, also while the lane compacts its queue', () => {
     const { lanes, started } = recordingLanes();
     const count = 5000;
-    const items = Array.from({ length: count }, (_, id) => ({ id, laneKey: 'a' }));
-    let pushed = 0;
+    const items: Item[] = Array.from({ length: count }, (_, id) => ({ id, laneKey: 'a' }));
     let current = items[0]!;
     lanes.push(current);
-    pushed = 1;
+    let pushed = 1;
     const order = [current.id];
     // Interleave pushes and takes so compaction happens with items on both sides of the head.
     while (order.length < count) {
