@@ -1612,13 +1612,12 @@ class RunningAttempts {
     if (this.#tail === undefined) this.#head = live;
     else this.#tail.next = live;
     this.#tail = live;
-    live.linked = true;
   }
 
   /** Removes `live` if it is in the list (removing twice is harmless). */
   remove(live: LiveAttempt): void {
-    if (!live.linked) return;
-    live.linked = false;
+    // In the list: it has a predecessor, or it is the head.
+    if (live.prev === undefined && this.#head !== live) return;
     if (live.prev === undefined) this.#head = live.next;
     else live.prev.next = live.next;
     if (live.next === undefined) this.#tail = live.prev;
@@ -1632,7 +1631,6 @@ class RunningAttempts {
     const all: LiveAttempt[] = [];
     for (let live = this.#head; live !== undefined; live = live.next) all.push(live);
     for (const live of all) {
-      live.linked = false;
       live.prev = undefined;
       live.next = undefined;
     }
@@ -1649,7 +1647,6 @@ class LiveAttempt {
   /** Links of {@link RunningAttempts}. */
   prev: LiveAttempt | undefined = undefined;
   next: LiveAttempt | undefined = undefined;
-  linked = false;
   readonly #owner: AttemptOwner;
   readonly #ended: (failed: boolean, reason: unknown) => void;
   #controller: AbortController | undefined;

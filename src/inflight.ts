@@ -64,22 +64,20 @@ export class InFlightBudget {
     this.#messages -= 1;
     this.#bytes -= bytes;
     const waiters = this.#waiters;
-    if (waiters.length === 0) return;
     // Usually the one waiter is an admission waiting for a chunk to free:
-    // most releases wake nobody, and then allocate nothing.
-    let due = false;
-    for (const waiter of waiters) {
+    // most releases wake nobody, and then allocate nothing. Waking resolves
+    // a promise, so nothing re-enters the list while it is walked.
+    let kept: Waiter[] | undefined;
+    for (let i = 0; i < waiters.length; i += 1) {
+      const waiter = waiters[i]!;
       if (waiter.until === undefined || waiter.until()) {
-        due = true;
-        break;
+        kept ??= waiters.slice(0, i);
+        waiter.wake();
+      } else if (kept !== undefined) {
+        kept.push(waiter);
       }
     }
-    if (!due) return;
-    this.#waiters = [];
-    for (const waiter of waiters) {
-      if (waiter.until === undefined || waiter.until()) waiter.wake();
-      else this.#waiters.push(waiter);
-    }
+    if (kept !== undefined) this.#waiters = kept;
   }
 
   /**
