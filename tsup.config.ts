@@ -13,7 +13,7 @@ export default defineConfig({
   splitting: false,
   treeshake: true,
   noExternal: ['p-limit', 'yocto-queue'],
-  // src/metrics.ts loads the optional prom-client with
+  // src/metrics/metrics.ts loads the optional prom-client with
   // createRequire(import.meta.url); the shim gives the CommonJS build an
   // import.meta.url (from __filename) instead of an empty import.meta.
   shims: true,

@@ -28,7 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
-import { PRODUCER_DEFAULTS } from '../src/producer-options.js';
+import { PRODUCER_DEFAULTS } from '../src/producer/options.js';
 import {
   makePlan,
   SCENARIOS,

@@ -35,7 +35,7 @@ import {
 import { Lanes, laneKeyOf, type LaneItem } from './ordering.js';
 import { backoffDelay } from './retry.js';
 import { shedAge } from './shedding.js';
-import { tpKey, type TopicPartition } from './topic-partition.js';
+import { tpKey, type TopicPartition } from './shared/topic-partition.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 

@@ -1,6 +1,13 @@
 import { ConfigError, toError } from './errors.js';
-import { LAG_STATUSES, isLagStatus, lagStatusLevel, type LagStatus } from './lag-status.js';
-import { duration, integer, knownKeys, oneOf, optionalFunction, plainObject } from './validate.js';
+import { LAG_STATUSES, isLagStatus, lagStatusLevel, type LagStatus } from './lag/lag-status.js';
+import {
+  duration,
+  integer,
+  knownKeys,
+  oneOf,
+  optionalFunction,
+  plainObject,
+} from './shared/validate.js';
 
 /**
  * The upstream-pause rule: a consumer pauses (reason `downstream-lag`) while

@@ -16,7 +16,7 @@ export type {
 } from './options.js';
 export type { ShedOptions, ShedAction } from './shedding.js';
 export type { DownstreamLagOptions } from './downstream-lag.js';
-export { registerMetrics, DEFAULT_HANDLER_DURATION_BUCKETS } from './metrics.js';
+export { registerMetrics, DEFAULT_HANDLER_DURATION_BUCKETS } from './metrics/metrics.js';
 export type {
   MetricsRegistry,
   MetricsSources,
@@ -24,16 +24,16 @@ export type {
   MeasuredConsumer,
   PromClient,
   RegisterMetricsOptions,
-} from './metrics.js';
+} from './metrics/metrics.js';
 export type * from './events.js';
 export type { PauseReason } from './flow-controller.js';
-export type { TopicPartition } from './topic-partition.js';
+export type { TopicPartition } from './shared/topic-partition.js';
 export type { CircuitState } from './circuit.js';
-export type { Logger } from './logger.js';
-export type { Clock } from './clock.js';
-export type { LagStatus } from './lag-status.js';
+export type { Logger } from './shared/logger.js';
+export type { Clock } from './shared/clock.js';
+export type { LagStatus } from './lag/lag-status.js';
 export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './dlq.js';
-export { LagMonitor } from './lag-monitor.js';
+export { LagMonitor } from './lag/lag-monitor.js';
 export type {
   LagMonitorOptions,
   ResolvedLagMonitorOptions,
@@ -48,7 +48,7 @@ export type {
   LagStatusEvent,
   LagRecommendationEvent,
   LagErrorEvent,
-} from './lag-monitor.js';
+} from './lag/lag-monitor.js';
 export type {
   LagSample,
   LagRules,
@@ -56,8 +56,8 @@ export type {
   LagRecommendation,
   PartitionAnalysis,
   GroupAnalysis,
-} from './lag-window.js';
-export { RateLimitedProducer } from './rate-limited-producer.js';
+} from './lag/lag-window.js';
+export { RateLimitedProducer } from './producer/rate-limited-producer.js';
 export type {
   ProducerTarget,
   RateLimitedProducerDeps,
@@ -69,12 +69,12 @@ export type {
   ProducerBufferDrainedEvent,
   ProducerSendFailedEvent,
   ProducerErrorEvent,
-} from './rate-limited-producer.js';
+} from './producer/rate-limited-producer.js';
 export type {
   RateLimitedProducerOptions,
   ProducerLimits,
   ProducerLagSignal,
-} from './producer-options.js';
+} from './producer/options.js';
 export {
   ERROR_CODES,
   BackpressureError,

@@ -1,6 +1,6 @@
 import type { Consumer } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LagMonitor, type LagSnapshot, type LagStatusEvent } from '../../src/lag-monitor.js';
+import { LagMonitor, type LagSnapshot, type LagStatusEvent } from '../../src/lag/lag-monitor.js';
 import {
   committedOffsets,
   createTopic,

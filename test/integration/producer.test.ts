@@ -1,13 +1,13 @@
 import type { Message, Producer, ProducerRecord, RecordMetadata } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProducerBufferFullError } from '../../src/errors.js';
-import type { LagStatus } from '../../src/lag-status.js';
-import type { RateLimitedProducerOptions } from '../../src/producer-options.js';
+import type { LagStatus } from '../../src/lag/lag-status.js';
+import type { RateLimitedProducerOptions } from '../../src/producer/options.js';
 import {
   RateLimitedProducer,
   type ProducerBufferFullEvent,
   type ProducerThrottledEvent,
-} from '../../src/rate-limited-producer.js';
+} from '../../src/producer/rate-limited-producer.js';
 import {
   committedOffsets,
   createTopic,

@@ -8,7 +8,7 @@ import {
   type ResolvedDownstreamLag,
 } from '../../src/downstream-lag.js';
 import { ConfigError } from '../../src/errors.js';
-import type { LagStatus } from '../../src/lag-status.js';
+import type { LagStatus } from '../../src/lag/lag-status.js';
 import { resolveOptions } from '../../src/options.js';
 
 const ok = () => 'ok' as LagStatus;

@@ -7,7 +7,7 @@ import {
   type FlowPort,
   type PauseReason,
 } from '../../src/flow-controller.js';
-import type { TopicPartition } from '../../src/topic-partition.js';
+import type { TopicPartition } from '../../src/shared/topic-partition.js';
 
 type PortCall = { readonly op: 'pause' | 'resume'; readonly partitions: string[] };
 type ListenerEvent = { readonly op: 'paused' | 'resumed' } & FlowChange;

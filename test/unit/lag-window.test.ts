@@ -7,8 +7,8 @@ import {
   type LagAdmin,
   type LagMonitorOptions,
   type LagStatusEvent,
-} from '../../src/lag-monitor.js';
-import type { LagStatus } from '../../src/lag-status.js';
+} from '../../src/lag/lag-monitor.js';
+import type { LagStatus } from '../../src/lag/lag-status.js';
 import {
   LagWindow,
   analyzePartition,
@@ -24,7 +24,7 @@ import {
   recommend,
   type LagSample,
   type LagThresholds,
-} from '../../src/lag-window.js';
+} from '../../src/lag/lag-window.js';
 
 function fakeClock(start = 0): { now: () => number; set: (t: number) => void } {
   let t = start;

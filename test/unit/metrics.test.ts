@@ -3,9 +3,9 @@ import * as client from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackpressureConsumer } from '../../src/consumer.js';
 import { BackpressureError, ConfigError } from '../../src/errors.js';
-import { LagMonitor, type LagAdmin } from '../../src/lag-monitor.js';
-import { registerMetrics, type MetricsRegistration } from '../../src/metrics.js';
-import { RateLimitedProducer } from '../../src/rate-limited-producer.js';
+import { LagMonitor, type LagAdmin } from '../../src/lag/lag-monitor.js';
+import { registerMetrics, type MetricsRegistration } from '../../src/metrics/metrics.js';
+import { RateLimitedProducer } from '../../src/producer/rate-limited-producer.js';
 
 // ---- a scrape, parsed -------------------------------------------------------
 

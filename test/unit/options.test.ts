@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
+import { systemClock } from '../../src/shared/clock.js';
 import { BackpressureConsumer } from '../../src/consumer.js';
 import {
   BackpressureError,
@@ -21,7 +21,7 @@ import {
   messageOf,
   toError,
 } from '../../src/errors.js';
-import { silentLogger } from '../../src/logger.js';
+import { silentLogger } from '../../src/shared/logger.js';
 import {
   resolveOptions,
   type BackpressureConsumerOptions,
@@ -40,7 +40,7 @@ import {
   optionalFunction,
   plainObject,
   requiredFunction,
-} from '../../src/validate.js';
+} from '../../src/shared/validate.js';
 
 const handler = async (): Promise<void> => {};
 const producer = { send: async () => [] };

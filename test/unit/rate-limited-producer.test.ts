@@ -7,11 +7,11 @@ import {
   ProducerDrainTimeoutError,
   ProducerStoppedError,
 } from '../../src/errors.js';
-import type { LagStatus } from '../../src/lag-status.js';
+import type { LagStatus } from '../../src/lag/lag-status.js';
 import {
   resolveProducerOptions,
   type RateLimitedProducerOptions,
-} from '../../src/producer-options.js';
+} from '../../src/producer/options.js';
 import {
   RateLimitedProducer,
   type ProducerBufferDrainedEvent,
@@ -19,7 +19,7 @@ import {
   type ProducerErrorEvent,
   type ProducerSendFailedEvent,
   type ProducerThrottledEvent,
-} from '../../src/rate-limited-producer.js';
+} from '../../src/producer/rate-limited-producer.js';
 
 // ---- a fake KafkaJS producer whose sends the test answers ----------------
 

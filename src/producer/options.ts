@@ -1,5 +1,5 @@
-import { ConfigError } from './errors.js';
-import type { LagStatus } from './lag-status.js';
+import { ConfigError } from '../errors.js';
+import type { LagStatus } from '../lag/lag-status.js';
 import {
   boolean,
   duration,
@@ -8,7 +8,7 @@ import {
   number,
   plainObject,
   requiredFunction,
-} from './validate.js';
+} from '../shared/validate.js';
 
 /**
  * Where the producer reads the lag of the stage it feeds. `status` is polled

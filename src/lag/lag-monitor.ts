@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { Admin } from 'kafkajs';
-import { systemClock, type Clock } from './clock.js';
-import { BackpressureError, ConfigError, toError } from './errors.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { BackpressureError, ConfigError, toError } from '../errors.js';
 import type { LagStatus } from './lag-status.js';
 import {
   DEFAULT_CLEAR_RATIO,
@@ -18,8 +18,8 @@ import {
   type LagThresholds,
   type PartitionAnalysis,
 } from './lag-window.js';
-import { silentLogger, type Logger } from './logger.js';
-import { parseTpKey, tpKey, type TopicPartition } from './topic-partition.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { parseTpKey, tpKey, type TopicPartition } from '../shared/topic-partition.js';
 import {
   below,
   duration,
@@ -30,7 +30,7 @@ import {
   plainObject,
   logger as validLogger,
   clock as validClock,
-} from './validate.js';
+} from '../shared/validate.js';
 
 /** The admin calls the monitor makes; a KafkaJS `Admin` (`kafka.admin()`) has them all. */
 export type LagAdmin = Pick<

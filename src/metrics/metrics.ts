@@ -1,13 +1,16 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'eventemitter3';
-import { BackpressureConsumer, type PartitionSnapshot } from './consumer.js';
-import { BackpressureError, ConfigError } from './errors.js';
-import type { ConsumerEvents } from './events.js';
-import type { PauseReason } from './flow-controller.js';
-import { LagMonitor, type LagMonitorEvents } from './lag-monitor.js';
-import { lagStatusLevel } from './lag-status.js';
-import { RateLimitedProducer, type RateLimitedProducerEvents } from './rate-limited-producer.js';
-import { knownKeys, plainObject } from './validate.js';
+import { BackpressureConsumer, type PartitionSnapshot } from '../consumer.js';
+import { BackpressureError, ConfigError } from '../errors.js';
+import type { ConsumerEvents } from '../events.js';
+import type { PauseReason } from '../flow-controller.js';
+import { LagMonitor, type LagMonitorEvents } from '../lag/lag-monitor.js';
+import { lagStatusLevel } from '../lag/lag-status.js';
+import {
+  RateLimitedProducer,
+  type RateLimitedProducerEvents,
+} from '../producer/rate-limited-producer.js';
+import { knownKeys, plainObject } from '../shared/validate.js';
 
 /**
  * Prometheus metrics through prom-client, which stays an optional peer: this

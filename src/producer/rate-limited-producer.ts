@@ -1,7 +1,7 @@
 import Bottleneck from 'bottleneck';
 import { EventEmitter } from 'eventemitter3';
 import type { Message, Producer, ProducerRecord, RecordMetadata } from 'kafkajs';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 import {
   ConfigError,
   ProducerBufferFullError,
@@ -9,17 +9,17 @@ import {
   ProducerDrainTimeoutError,
   ProducerStoppedError,
   toError,
-} from './errors.js';
-import { LAG_STATUSES, type LagStatus } from './lag-status.js';
-import { silentLogger, type Logger } from './logger.js';
+} from '../errors.js';
+import { LAG_STATUSES, type LagStatus } from '../lag/lag-status.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import {
   resolveProducerLimits,
   resolveProducerOptions,
   type ProducerLimits,
   type RateLimitedProducerOptions,
   type ResolvedProducerOptions,
-} from './producer-options.js';
-import { duration } from './validate.js';
+} from './options.js';
+import { duration } from '../shared/validate.js';
 
 /**
  * How the limits are enforced, and why bottleneck only does part of it.

@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
