@@ -1,5 +1,5 @@
-export { BackpressureConsumer, sizeOf } from './consumer.js';
-export type { ConsumerState, PartitionSnapshot, CloseOptions } from './consumer.js';
+export { BackpressureConsumer, sizeOf } from './consumer/backpressure-consumer.js';
+export type { ConsumerState, PartitionSnapshot, CloseOptions } from './consumer/backpressure-consumer.js';
 export type {
   BackpressureConsumerOptions,
   InboundMessage,
@@ -13,9 +13,9 @@ export type {
   LatencyOptions,
   AdaptiveConcurrencyOptions,
   OrderingMode,
-} from './options.js';
-export type { ShedOptions, ShedAction } from './shedding.js';
-export type { DownstreamLagOptions } from './downstream-lag.js';
+} from './consumer/options.js';
+export type { ShedOptions, ShedAction } from './consumer/failure/shedding.js';
+export type { DownstreamLagOptions } from './consumer/flow/downstream-lag.js';
 export { registerMetrics, DEFAULT_HANDLER_DURATION_BUCKETS } from './metrics/metrics.js';
 export type {
   MetricsRegistry,
@@ -25,14 +25,14 @@ export type {
   PromClient,
   RegisterMetricsOptions,
 } from './metrics/metrics.js';
-export type * from './events.js';
-export type { PauseReason } from './flow-controller.js';
+export type * from './consumer/events.js';
+export type { PauseReason } from './consumer/flow/controller.js';
 export type { TopicPartition } from './shared/topic-partition.js';
-export type { CircuitState } from './circuit.js';
+export type { CircuitState } from './consumer/failure/breaker.js';
 export type { Logger } from './shared/logger.js';
 export type { Clock } from './shared/clock.js';
 export type { LagStatus } from './lag/lag-status.js';
-export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './dlq.js';
+export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './consumer/failure/dead-letter-record.js';
 export { LagMonitor } from './lag/lag-monitor.js';
 export type {
   LagMonitorOptions,

@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'eventemitter3';
-import { BackpressureConsumer, type PartitionSnapshot } from '../consumer.js';
+import { BackpressureConsumer, type PartitionSnapshot } from '../consumer/backpressure-consumer.js';
 import { BackpressureError, ConfigError } from '../errors.js';
-import type { ConsumerEvents } from '../events.js';
-import type { PauseReason } from '../flow-controller.js';
+import type { ConsumerEvents } from '../consumer/events.js';
+import type { PauseReason } from '../consumer/flow/controller.js';
 import { LagMonitor, type LagMonitorEvents } from '../lag/lag-monitor.js';
 import { lagStatusLevel } from '../lag/lag-status.js';
 import {

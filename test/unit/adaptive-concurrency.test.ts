@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AimdLimit, type AimdSettings } from '../../src/adaptive-concurrency.js';
+import { AimdLimit, type AimdSettings } from '../../src/consumer/flow/adaptive-concurrency.js';
 
 const base: AimdSettings = {
   min: 1,

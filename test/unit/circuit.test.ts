@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Circuit, type CircuitSettings, type CircuitState } from '../../src/circuit.js';
+import { Circuit, type CircuitSettings, type CircuitState } from '../../src/consumer/failure/breaker.js';
 
 const settings: CircuitSettings = {
   errorThresholdPercentage: 50,

@@ -6,10 +6,10 @@ import {
   resolveDownstreamLag,
   type DownstreamLagDecision,
   type ResolvedDownstreamLag,
-} from '../../src/downstream-lag.js';
+} from '../../src/consumer/flow/downstream-lag.js';
 import { ConfigError } from '../../src/errors.js';
 import type { LagStatus } from '../../src/lag/lag-status.js';
-import { resolveOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/consumer/options.js';
 
 const ok = () => 'ok' as LagStatus;
 const zero = () => 0;

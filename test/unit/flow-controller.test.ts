@@ -6,7 +6,7 @@ import {
   type FlowListener,
   type FlowPort,
   type PauseReason,
-} from '../../src/flow-controller.js';
+} from '../../src/consumer/flow/controller.js';
 import type { TopicPartition } from '../../src/shared/topic-partition.js';
 
 type PortCall = { readonly op: 'pause' | 'resume'; readonly partitions: string[] };

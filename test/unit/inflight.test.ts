@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { InFlightBudget } from '../../src/inflight.js';
+import { InFlightBudget } from '../../src/consumer/admission/budget.js';
 
 /** Settles the microtask queue far enough for an already-resolved promise's callbacks to run. */
 async function flush(): Promise<void> {

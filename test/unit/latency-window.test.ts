@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LatencyWindow } from '../../src/latency-window.js';
+import { LatencyWindow } from '../../src/consumer/flow/latency-window.js';
 
 /** The window promises about 5% relative error; its bins are 5% wide, so the midpoint is within 2.5%. */
 const TOLERANCE = 0.05;

@@ -1,7 +1,7 @@
 import type { Consumer } from 'kafkajs';
 import * as client from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BackpressureConsumer } from '../../src/consumer.js';
+import { BackpressureConsumer } from '../../src/consumer/backpressure-consumer.js';
 import { BackpressureError, ConfigError } from '../../src/errors.js';
 import { LagMonitor, type LagAdmin } from '../../src/lag/lag-monitor.js';
 import { registerMetrics, type MetricsRegistration } from '../../src/metrics/metrics.js';

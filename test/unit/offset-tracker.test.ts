@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { OffsetTracker } from '../../src/offset-tracker.js';
+import { OffsetTracker } from '../../src/consumer/offsets/tracker.js';
 
 function trackerWith(offsets: readonly number[]): OffsetTracker {
   const tracker = new OffsetTracker();

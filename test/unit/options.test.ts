@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/shared/clock.js';
-import { BackpressureConsumer } from '../../src/consumer.js';
+import { BackpressureConsumer } from '../../src/consumer/backpressure-consumer.js';
 import {
   BackpressureError,
   CircuitOpenError,
@@ -27,7 +27,7 @@ import {
   type BackpressureConsumerOptions,
   type InboundMessage,
   type ResolvedOptions,
-} from '../../src/options.js';
+} from '../../src/consumer/options.js';
 import {
   below,
   boolean,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Lanes, laneKeyOf, type LaneItem } from '../../src/ordering.js';
+import { Lanes, laneKeyOf, type LaneItem } from '../../src/consumer/dispatch/lanes.js';
 
 interface Item extends LaneItem {
   readonly id: number;

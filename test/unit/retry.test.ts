@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, type BackoffSettings } from '../../src/retry.js';
+import { backoffDelay, type BackoffSettings } from '../../src/consumer/failure/retry.js';
 
 const noJitter: BackoffSettings = {
   initialDelayMs: 100,

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, MessageShedError, isBackpressureError } from '../../src/errors.js';
-import { resolveOptions, type BackpressureConsumerOptions } from '../../src/options.js';
-import { messageAgeMs, shedAge } from '../../src/shedding.js';
+import { resolveOptions, type BackpressureConsumerOptions } from '../../src/consumer/options.js';
+import { messageAgeMs, shedAge } from '../../src/consumer/failure/shedding.js';
 
 const NOW = 1_700_000_000_000;
 const producer = { send: async () => [] };

@@ -1,5 +1,5 @@
 import type { IHeaders, Message } from 'kafkajs';
-import type { InboundMessage } from './options.js';
+import type { InboundMessage } from '../options.js';
 
 /** Prefix of every header the library adds to a dead letter. */
 export const DLQ_HEADER_PREFIX = 'x-bp-';

@@ -1,8 +1,8 @@
-import type { BackpressureError } from './errors.js';
-import type { PauseReason } from './flow-controller.js';
-import type { LagStatus } from './lag/lag-status.js';
-import type { ShedAction } from './shedding.js';
-import type { TopicPartition } from './shared/topic-partition.js';
+import type { BackpressureError } from '../errors.js';
+import type { PauseReason } from './flow/controller.js';
+import type { LagStatus } from '../lag/lag-status.js';
+import type { ShedAction } from './failure/shedding.js';
+import type { TopicPartition } from '../shared/topic-partition.js';
 
 /** Where a message came from, in event payloads. */
 export interface MessageRef {

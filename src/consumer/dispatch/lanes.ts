@@ -1,4 +1,4 @@
-import type { OrderingMode } from './options.js';
+import type { OrderingMode } from '../options.js';
 
 /**
  * Lanes keep the chosen order: messages of one lane run one after another,

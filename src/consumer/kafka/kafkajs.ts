@@ -1,7 +1,7 @@
 import type { Consumer } from 'kafkajs';
-import type { ErrorEvent } from './events.js';
-import type { FlowPort } from './flow-controller.js';
-import { byTopic, type TopicPartition } from './shared/topic-partition.js';
+import type { ErrorEvent } from '../events.js';
+import type { FlowPort } from '../flow/controller.js';
+import { byTopic, type TopicPartition } from '../../shared/topic-partition.js';
 
 /**
  * The narrow part of KafkaJS the flow controller drives. KafkaJS throws from

@@ -1,5 +1,5 @@
 import CircuitBreaker from 'opossum';
-import { CircuitOpenError, isBackpressureError } from './errors.js';
+import { CircuitOpenError, isBackpressureError } from '../../errors.js';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 

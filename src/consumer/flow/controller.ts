@@ -1,4 +1,4 @@
-import { parseTpKey, tpKey, type TopicPartition } from './shared/topic-partition.js';
+import { parseTpKey, tpKey, type TopicPartition } from '../../shared/topic-partition.js';
 
 /**
  * Why a partition is paused. Several can hold at once; a partition resumes

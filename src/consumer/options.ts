@@ -1,13 +1,13 @@
 import type { IHeaders, KafkaMessage, ProducerRecord, RecordMetadata } from 'kafkajs';
-import { ConfigError } from './errors.js';
-import { systemClock, type Clock } from './shared/clock.js';
+import { ConfigError } from '../errors.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 import {
   resolveDownstreamLag,
   type DownstreamLagOptions,
   type ResolvedDownstreamLag,
-} from './downstream-lag.js';
-import { SHED_ACTIONS, type ShedOptions } from './shedding.js';
-import { silentLogger, type Logger } from './shared/logger.js';
+} from './flow/downstream-lag.js';
+import { SHED_ACTIONS, type ShedOptions } from './failure/shedding.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import {
   boolean,
   duration,
@@ -20,7 +20,7 @@ import {
   requiredFunction,
   logger as validLogger,
   clock as validClock,
-} from './shared/validate.js';
+} from '../shared/validate.js';
 
 export type OrderingMode = 'partition' | 'key' | 'unordered';
 export const ORDERING_MODES: readonly OrderingMode[] = ['partition', 'key', 'unordered'];

@@ -1,5 +1,5 @@
-import { ConfigError, toError } from './errors.js';
-import { LAG_STATUSES, isLagStatus, lagStatusLevel, type LagStatus } from './lag/lag-status.js';
+import { ConfigError, toError } from '../../errors.js';
+import { LAG_STATUSES, isLagStatus, lagStatusLevel, type LagStatus } from '../../lag/lag-status.js';
 import {
   duration,
   integer,
@@ -7,7 +7,7 @@ import {
   oneOf,
   optionalFunction,
   plainObject,
-} from './shared/validate.js';
+} from '../../shared/validate.js';
 
 /**
  * The upstream-pause rule: a consumer pauses (reason `downstream-lag`) while

@@ -2,10 +2,10 @@ import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { AimdLimit } from './adaptive-concurrency.js';
-import { Circuit, type CircuitState } from './circuit.js';
-import { deadLetterMessage } from './dlq.js';
-import { DownstreamLagWatch } from './downstream-lag.js';
+import { AimdLimit } from './flow/adaptive-concurrency.js';
+import { Circuit, type CircuitState } from './failure/breaker.js';
+import { deadLetterMessage } from './failure/dead-letter-record.js';
+import { DownstreamLagWatch } from './flow/downstream-lag.js';
 import {
   BackpressureError,
   ConfigError,
@@ -14,28 +14,28 @@ import {
   MessageShedError,
   isBackpressureError,
   toError,
-} from './errors.js';
+} from '../errors.js';
 import type {
   ConsumerEvents,
   ErrorEvent,
   HandlerSettledEvent,
   PartitionLagSample,
 } from './events.js';
-import { FlowController, type PauseReason } from './flow-controller.js';
-import { InFlightBudget } from './inflight.js';
-import { KafkaConsumerPort } from './kafka-port.js';
-import { LatencyWindow } from './latency-window.js';
-import { OffsetTracker } from './offset-tracker.js';
+import { FlowController, type PauseReason } from './flow/controller.js';
+import { InFlightBudget } from './admission/budget.js';
+import { KafkaConsumerPort } from './kafka/kafkajs.js';
+import { LatencyWindow } from './flow/latency-window.js';
+import { OffsetTracker } from './offsets/tracker.js';
 import {
   resolveOptions,
   type BackpressureConsumerOptions,
   type InboundMessage,
   type ResolvedOptions,
 } from './options.js';
-import { Lanes, laneKeyOf, type LaneItem } from './ordering.js';
-import { backoffDelay } from './retry.js';
-import { shedAge } from './shedding.js';
-import { tpKey, type TopicPartition } from './shared/topic-partition.js';
+import { Lanes, laneKeyOf, type LaneItem } from './dispatch/lanes.js';
+import { backoffDelay } from './failure/retry.js';
+import { shedAge } from './failure/shedding.js';
+import { tpKey, type TopicPartition } from '../shared/topic-partition.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 

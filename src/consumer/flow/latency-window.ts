@@ -1,4 +1,4 @@
-import type { Clock } from './shared/clock.js';
+import type { Clock } from '../../shared/clock.js';
 
 /**
  * Rolling percentiles of handler latency over the last `windowMs`.
