@@ -1,5 +1,18 @@
-export { BackpressureConsumer, sizeOf } from './consumer/backpressure-consumer.js';
-export type { ConsumerState, PartitionSnapshot, CloseOptions } from './consumer/backpressure-consumer.js';
+export { BackpressureConsumer } from './consumer/backpressure-consumer.js';
+export { sizeOf } from './consumer/dispatch/delivery.js';
+export type {
+  ConsumerClient,
+  ClientRun,
+  ClientHooks,
+  FetchedBatch,
+  RawMessage,
+  CommitOffset,
+} from './consumer/kafka/port.js';
+export type {
+  ConsumerState,
+  PartitionSnapshot,
+  CloseOptions,
+} from './consumer/backpressure-consumer.js';
 export type {
   BackpressureConsumerOptions,
   InboundMessage,

@@ -1,6 +1,11 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'eventemitter3';
-import { BackpressureConsumer, type PartitionSnapshot } from '../consumer/backpressure-consumer.js';
+import {
+  BackpressureConsumer,
+  OBSERVE_ATTEMPTS,
+  type PartitionSnapshot,
+} from '../consumer/backpressure-consumer.js';
+import { DurationHistogram } from './duration-histogram.js';
 import { BackpressureError, ConfigError } from '../errors.js';
 import type { ConsumerEvents } from '../consumer/events.js';
 import type { PauseReason } from '../consumer/flow/controller.js';
@@ -30,6 +35,8 @@ type Labels = Record<string, string>;
 export interface MetricsRegistry {
   getSingleMetric(name: string): unknown;
   removeSingleMetric(name: string): void;
+  /** Registers a metric object of the library's own (the handler-duration histogram). */
+  registerMetric(metric: never): void;
 }
 
 /** The options passed to the metric constructors (a subset of prom-client's). */
@@ -96,6 +103,10 @@ export interface MeasuredConsumer extends Emitter<ConsumerEvents> {
   readonly circuitState: 'closed' | 'open' | 'half-open';
   partitions(): PartitionSnapshot[];
   consumedCounts(): ReadonlyMap<string, number>;
+  /** How a `BackpressureConsumer` reports handler durations cheaply; without it `handler.settled` is used. */
+  [OBSERVE_ATTEMPTS]?(
+    observer: (topic: string, outcome: 'success' | 'error' | 'timeout', durationMs: number) => void,
+  ): () => void;
 }
 
 export interface MetricsSources {
@@ -161,7 +172,8 @@ export function registerMetrics(
     typeof registry !== 'object' ||
     registry === null ||
     typeof registry.getSingleMetric !== 'function' ||
-    typeof registry.removeSingleMetric !== 'function'
+    typeof registry.removeSingleMetric !== 'function' ||
+    typeof registry.registerMetric !== 'function'
   ) {
     throw new ConfigError('registry', 'a prom-client Registry (new client.Registry())', registry);
   }
@@ -369,20 +381,16 @@ class Builder {
     });
   }
 
-  histogram(
-    name: string,
-    help: string,
-    labelNames: readonly string[],
-    buckets: number[],
-  ): HistogramLike {
-    this.#claim(name);
-    return new (this.#client.Histogram as Ctor<HistogramLike>)({
-      name,
-      help,
-      labelNames,
-      registers: [this.#registry],
-      buckets,
-    });
+  /** A metric object of the library's own, registered as it is. */
+  custom<M extends { readonly name: string }>(metric: M): M {
+    this.#claim(metric.name);
+    this.#registry.registerMetric(metric as never);
+    return metric;
+  }
+
+  /** Runs `cleanup` when the registration ends. */
+  onUnregister(cleanup: () => void): void {
+    this.#cleanups.push(cleanup);
   }
 
   /**
@@ -680,11 +688,12 @@ function consumerMetrics(
     () => perGroup((c) => CIRCUIT_LEVEL[c.circuitState], 'max'),
   );
 
-  const duration = b.histogram(
-    'kafka_consumer_handler_duration_seconds',
-    'Time of each handler attempt, by outcome (success, error, timeout).',
-    ['group', 'topic', 'outcome'],
-    buckets,
+  const duration = b.custom(
+    new DurationHistogram(
+      'kafka_consumer_handler_duration_seconds',
+      'Time of each handler attempt, by outcome (success, error, timeout).',
+      buckets,
+    ),
   );
   const retries = b.counter(
     'kafka_consumer_retries_total',
@@ -708,12 +717,18 @@ function consumerMetrics(
   );
   const on = b.subscriber<ConsumerEvents>();
   for (const c of consumers) {
-    on(c, 'handler.settled', (e) =>
-      duration.observe(
-        { group: c.groupId, topic: e.topic, outcome: e.outcome },
-        e.durationMs / 1000,
-      ),
-    );
+    // Durations come through the consumer's attempt observer: no event
+    // payload per message, and the consumer's path stays the same.
+    const group = () => c.groupId;
+    const record = duration.recorder(group);
+    const observe = c[OBSERVE_ATTEMPTS];
+    if (typeof observe === 'function') {
+      const stop = observe.call(c, record);
+      b.onUnregister(stop);
+    } else {
+      on(c, 'handler.settled', (e) => record(e.topic, e.outcome, e.durationMs));
+    }
+    b.onUnregister(() => duration.forget(group));
     on(c, 'message.retry', (e) => retries.inc({ group: c.groupId, topic: e.topic }));
     on(c, 'dlq.routed', (e) => routed.inc({ group: c.groupId, topic: e.topic, reason: e.reason }));
     on(c, 'dlq.failed', (e) => dlqFailures.inc({ group: c.groupId, topic: e.topic }));

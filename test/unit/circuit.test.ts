@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Circuit, type CircuitSettings, type CircuitState } from '../../src/consumer/failure/breaker.js';
+import {
+  Circuit,
+  type CircuitSettings,
+  type CircuitState,
+} from '../../src/consumer/failure/breaker.js';
 
 const settings: CircuitSettings = {
   errorThresholdPercentage: 50,

@@ -1,99 +1,166 @@
 import type { OrderingMode } from '../options.js';
 
 /**
- * Lanes keep the chosen order: messages of one lane run one after another,
- * lanes run side by side. `partition` mode has a lane per partition, `key`
- * mode a lane per key within a partition (a null key is a key of its own),
- * `unordered` no lanes at all.
+ * Lanes keep the chosen order within one partition: messages of one lane
+ * run one after another, lanes run side by side. `partition` ordering has
+ * one lane, `key` ordering a lane per key (a null key is a key of its own),
+ * `unordered` no lanes at all. A message is "out" from when it is taken to
+ * run until it is done, retries and waits included: its lane's next
+ * message becomes runnable only then.
  */
 export interface LaneItem {
-  readonly laneKey: string | undefined;
+  /** The lane within its partition (`key` ordering); see {@link laneKeyOf}. */
+  readonly laneKey: string;
 }
 
-export function laneKeyOf(
-  mode: OrderingMode,
-  topic: string,
-  partition: number,
-  key: Buffer | null,
-): string | undefined {
-  switch (mode) {
-    case 'partition':
-      return `${topic}|${partition}`;
-    case 'key':
-      // latin1 maps every byte to one char, so binary keys stay distinct and it is cheap.
-      return key === null
-        ? `${topic}|${partition}|∅`
-        : `${topic}|${partition}|k${key.toString('latin1')}`;
-    case 'unordered':
-      return undefined;
-  }
+/**
+ * A key's lane within its partition. latin1 maps every byte to one char
+ * below U+0100, so binary keys stay distinct, and no key can read as the
+ * null key's marker.
+ */
+export function laneKeyOf(key: Buffer | null | undefined): string {
+  return key == null ? '∅' : key.toString('latin1');
 }
 
-/** A lane's waiting messages: read from `head` on, so taking one never moves the rest. */
-interface Lane<T> {
-  items: (T | undefined)[];
-  head: number;
-}
+/** A FIFO read from `head` on, so taking one never moves the rest. */
+export class Fifo<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
 
-/** Past this many taken slots, and half the array, a lane's array is cut down. */
-const COMPACT_AFTER = 1024;
-
-export class Lanes<T extends LaneItem> {
-  /** Lane key -> messages waiting behind the running one. The running one is not stored. */
-  readonly #lanes = new Map<string, Lane<T>>();
-  readonly #start: (item: T) => void;
-
-  constructor(start: (item: T) => void) {
-    this.#start = start;
-  }
-
-  /** Lanes with a message running. */
-  get activeLanes(): number {
-    return this.#lanes.size;
+  get size(): number {
+    return this.#items.length - this.#head;
   }
 
   push(item: T): void {
-    const key = item.laneKey;
-    if (key === undefined) {
-      this.#start(item);
-      return;
+    this.#items.push(item);
+  }
+
+  /** Puts an item back in front (a parked message that may run again). */
+  unshift(item: T): void {
+    if (this.#head > 0) this.#items[--this.#head] = item;
+    else this.#items.unshift(item);
+  }
+
+  shift(): T | undefined {
+    if (this.#head === this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head] = undefined;
+    this.#head += 1;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
     }
-    const lane = this.#lanes.get(key);
-    if (lane === undefined) {
-      this.#lanes.set(key, { items: [], head: 0 });
-      this.#start(item);
-    } else {
-      lane.items.push(item);
+    return item;
+  }
+
+  /** Empties the queue and returns what it held, in order. */
+  drain(): T[] {
+    const all = this.#items.slice(this.#head) as T[];
+    this.#items = [];
+    this.#head = 0;
+    return all;
+  }
+}
+
+/** One partition's waiting messages, and which of them may run now. */
+export class LaneQueue<T extends LaneItem = LaneItem> {
+  readonly #mode: OrderingMode;
+  /** Messages allowed to run now (each the head of its lane), oldest first. */
+  readonly #ready = new Fifo<T>();
+  /** `partition` ordering: whether the lane's head is out, and what waits behind it. */
+  #out = false;
+  readonly #waiting = new Fifo<T>();
+  /** `key` ordering: a key's messages behind the one out or ready; present while any is. */
+  readonly #keys = new Map<string, Fifo<T>>();
+  #size = 0;
+
+  constructor(mode: OrderingMode) {
+    this.#mode = mode;
+  }
+
+  /** Messages held here (ready or waiting), not those out. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get hasReady(): boolean {
+    return this.#ready.size > 0;
+  }
+
+  /** Messages allowed to run now. */
+  get readyCount(): number {
+    return this.#ready.size;
+  }
+
+  push(item: T): void {
+    this.#size += 1;
+    switch (this.#mode) {
+      case 'unordered':
+        this.#ready.push(item);
+        return;
+      case 'partition':
+        if (this.#out || this.#ready.size > 0) this.#waiting.push(item);
+        else this.#ready.push(item);
+        return;
+      case 'key': {
+        const lane = this.#keys.get(item.laneKey);
+        if (lane === undefined) {
+          this.#keys.set(item.laneKey, new Fifo());
+          this.#ready.push(item);
+        } else {
+          lane.push(item);
+        }
+      }
     }
   }
 
-  /** The lane's running message finished: start the next one, if any. */
+  /** The next message allowed to run; it is out until {@link done}. */
+  take(): T | undefined {
+    const item = this.#ready.shift();
+    if (item === undefined) return undefined;
+    this.#size -= 1;
+    if (this.#mode === 'partition') this.#out = true;
+    return item;
+  }
+
+  /** A message that is out may run again (after a wait): it goes first. */
+  requeue(item: T): void {
+    this.#size += 1;
+    this.#ready.unshift(item);
+  }
+
+  /** A message that was out is done with: its lane's next message may run. */
   done(item: T): void {
-    const next = this.take(item);
-    if (next !== undefined) this.#start(next);
+    switch (this.#mode) {
+      case 'unordered':
+        return;
+      case 'partition': {
+        this.#out = false;
+        const next = this.#waiting.shift();
+        if (next !== undefined) this.#ready.push(next);
+        return;
+      }
+      case 'key': {
+        const lane = this.#keys.get(item.laneKey);
+        if (lane === undefined) return;
+        const next = lane.shift();
+        if (next === undefined) this.#keys.delete(item.laneKey);
+        else this.#ready.push(next);
+      }
+    }
   }
 
-  /**
-   * The lane's running message finished: the next one becomes the running
-   * one and is returned for the caller to run, instead of being started.
-   * Undefined when the lane is empty (it is closed).
-   */
-  take(item: T): T | undefined {
-    const key = item.laneKey;
-    if (key === undefined) return undefined;
-    const lane = this.#lanes.get(key);
-    if (lane === undefined) return undefined;
-    if (lane.head === lane.items.length) {
-      this.#lanes.delete(key);
-      return undefined;
-    }
-    const next = lane.items[lane.head];
-    lane.items[lane.head] = undefined;
-    lane.head += 1;
-    if (lane.head >= COMPACT_AFTER && lane.head * 2 >= lane.items.length) {
-      lane.items = lane.items.slice(lane.head);
-      lane.head = 0;
-    }
-    return next;
+  /** Empties every lane (the partition was revoked or the consumer closes); returns what waited. */
+  clear(): T[] {
+    const all = this.#ready.drain();
+    all.push(...this.#waiting.drain());
+    for (const lane of this.#keys.values()) all.push(...lane.drain());
+    this.#keys.clear();
+    this.#out = false;
+    this.#size = 0;
+    return all;
   }
 }

@@ -1,5 +1,6 @@
 import CircuitBreaker from 'opossum';
 import { CircuitOpenError, isBackpressureError } from '../../errors.js';
+import { OutcomeWindow } from './outcome-window.js';
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
@@ -12,42 +13,63 @@ export interface CircuitSettings {
 }
 
 /**
- * The opossum breaker behind the few calls the dispatcher needs. opossum's
- * own timeout is off (the dispatcher times attempts itself, so a timeout
- * counts once), and errors marked not retriable do not count as downstream
- * failures: a poison message says nothing about the downstream's health.
+ * The circuit breaker around the handler, built on opossum's public API.
+ *
+ * opossum holds the circuit's state and its timing: `open()` starts its
+ * reset timer, the timer moves it to half-open, and a half-open probe runs
+ * through `fire()`, which lets one call through and closes or reopens the
+ * circuit by that call's outcome. While the circuit is closed, outcomes
+ * are counted here instead, in a rolling window with opossum's rule
+ * (failures over calls above `errorThresholdPercentage`, once the window
+ * holds `volumeThreshold` calls), and the verdict reaches opossum through
+ * `open()`: going through `fire()` for every message costs several
+ * promises and events each, more than the rest of a fast message's path.
  */
 export class Circuit {
-  readonly #breaker: CircuitBreaker<[() => Promise<void>], void> | undefined;
+  readonly #breaker: CircuitBreaker<[() => Promise<void>, boolean], void> | undefined;
+  readonly #window: OutcomeWindow | undefined;
+  readonly #settings: CircuitSettings | undefined;
   #state: CircuitState = 'closed';
   #waiters: (() => void)[] = [];
   /** Woken after #waiters: they ask for a slot after the others, so they do not probe first. */
   #lastWaiters: (() => void)[] = [];
 
+  /**
+   * @param isCounted whether a failure says something about the downstream
+   *   (a poison message's non-retriable error does not)
+   */
   constructor(
     settings: CircuitSettings | undefined,
     onChange: (state: CircuitState) => void,
     isCounted: (error: unknown) => boolean,
   ) {
+    this.#settings = settings;
     if (settings === undefined) return;
-    this.#breaker = new CircuitBreaker((task: () => Promise<void>) => task(), {
+    this.#window = new OutcomeWindow(settings.rollingCountTimeoutMs, settings.rollingCountBuckets);
+    this.#breaker = new CircuitBreaker((task: () => Promise<void>, _counted: boolean) => task(), {
+      // Attempts are timed by the dispatcher, so a timeout counts once.
       timeout: false,
       errorThresholdPercentage: settings.errorThresholdPercentage,
-      volumeThreshold: settings.volumeThreshold,
+      // Only probes run through opossum; one failed probe reopens.
+      volumeThreshold: 1,
       resetTimeout: settings.resetTimeoutMs,
       rollingCountTimeout: settings.rollingCountTimeoutMs,
       rollingCountBuckets: settings.rollingCountBuckets,
-      errorFilter: (error: unknown) => error instanceof Uncounted || !isCounted(error),
-      // Latency is measured by the dispatcher's own window. opossum's
-      // percentiles would copy and sort every call's latency in the rolling
-      // window at each snapshot and each failure: a cost per message for
-      // figures nobody reads.
+      // A probe by a message that already failed while the circuit was
+      // not closed, or one failing with an error that is not the
+      // downstream's, says nothing against the downstream: taken as a
+      // success, it closes the circuit.
+      // (opossum passes the call's arguments after the error; its types show only the error.)
+      errorFilter: ((error: unknown, _task: unknown, counted: unknown) =>
+        counted === false || !isCounted(error)) as (error: unknown) => boolean,
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
     });
     const move = (state: CircuitState) => {
       if (this.#state === state) return;
       this.#state = state;
+      // A fresh start: the outcomes that opened the circuit are history.
+      if (state === 'closed') this.#window?.clear();
       this.wakeAll();
       onChange(state);
     };
@@ -60,50 +82,37 @@ export class Circuit {
     return this.#state;
   }
 
-  /**
-   * Runs `task` through the breaker; rejects with {@link CircuitOpenError}
-   * without running it when open. With `counted` false the call leaves the
-   * statistics alone while the circuit is closed, and as a half-open probe
-   * its failure is taken as a success (opossum has nothing in between), so
-   * it closes the circuit.
-   */
-  run(task: () => Promise<void>, counted = true): Promise<void> {
-    if (this.#breaker === undefined) return task();
-    if (!counted && this.#state === 'closed') return task();
-    const call = counted ? task : () => task().catch(uncounted);
-    return this.#breaker.fire(call).then(undefined, rethrowOpen);
+  get enabled(): boolean {
+    return this.#breaker !== undefined;
   }
 
   /**
-   * Reports a call that ran outside {@link run} while the circuit was
-   * closed, and succeeded. The dispatcher runs a fresh message's first
-   * attempt this way: `fire` costs several promises and events per call,
-   * most of the cost per message when handlers are fast. opossum opens by
-   * failures over fires in its rolling window, so a success counts as a
-   * fire; its separate count of successes is a statistic nothing here reads,
-   * and each costs an event with two listeners and a latency sample kept for
-   * the window. While half-open a success is reported whole, since that is
-   * what closes the circuit (as for a call of opossum's own that ends then).
+   * Counts the outcome of a call that ran while the circuit was closed;
+   * `failed` only for failures that count against the downstream. Opens
+   * the circuit, synchronously, when the rule says so.
    */
-  succeeded(): void {
-    const breaker = this.#breaker;
-    if (breaker === undefined) return;
-    breaker.emit('fire', []);
-    if (breaker.halfOpen) breaker.emit('success', undefined, 0);
+  record(failed: boolean, now: number): void {
+    const window = this.#window;
+    if (window === undefined || this.#state !== 'closed') return;
+    window.record(failed, now);
+    if (!failed) return;
+    const settings = this.#settings!;
+    if (window.calls < settings.volumeThreshold) return;
+    if ((window.failures / window.calls) * 100 > settings.errorThresholdPercentage) {
+      this.#breaker!.open();
+    }
   }
 
   /**
-   * Reports a call that ran outside {@link run} and failed. It is replayed
-   * through opossum as a call that fails at once, so opossum counts it (or
-   * not: the error filter applies) and decides whether to open, by its own
-   * rule. Resolves once it has. When the circuit is no longer closed by then
-   * (opened meanwhile, or a probe is out), opossum refuses the replay and
-   * the failure is not counted: the downstream is already known to be down.
+   * Runs a half-open probe through opossum. Rejects with
+   * {@link CircuitOpenError}, without running `task`, when the circuit is
+   * open or another probe is out. `counted` false: its failure is taken as
+   * a success (see the constructor).
    */
-  failed(error: unknown): Promise<void> {
+  probe(task: () => Promise<void>, counted: boolean): Promise<void> {
     const breaker = this.#breaker;
-    if (breaker === undefined) return Promise.resolve();
-    return breaker.fire(() => Promise.reject(error)).then(ignore, ignore);
+    if (breaker === undefined) return task();
+    return breaker.fire(task, counted).then(undefined, rethrowOpen);
   }
 
   /**
@@ -124,7 +133,8 @@ export class Circuit {
     const lastWaiters = this.#lastWaiters;
     this.#waiters = [];
     this.#lastWaiters = [];
-    for (const wake of [...waiters, ...lastWaiters]) wake();
+    for (const wake of waiters) wake();
+    for (const wake of lastWaiters) wake();
   }
 
   shutdown(): void {
@@ -133,10 +143,7 @@ export class Circuit {
   }
 }
 
-function ignore(): void {}
-
 function rethrowOpen(error: unknown): never {
-  if (error instanceof Uncounted) throw error.error;
   if (
     !isBackpressureError(error) &&
     (error as { code?: unknown } | null)?.code === 'EOPENBREAKER'
@@ -144,19 +151,4 @@ function rethrowOpen(error: unknown): never {
     throw new CircuitOpenError({ cause: error });
   }
   throw error;
-}
-
-/** Carries a failure past opossum's statistics (see `run`'s `counted`). */
-class Uncounted extends Error {
-  readonly error: unknown;
-
-  constructor(error: unknown) {
-    super('uncounted failure');
-    this.error = error;
-  }
-}
-
-/** Marks a failure so opossum's statistics skip it; `run` unwraps it again. */
-function uncounted(error: unknown): never {
-  throw new Uncounted(error);
 }

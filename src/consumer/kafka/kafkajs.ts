@@ -1,28 +1,105 @@
-import type { Consumer } from 'kafkajs';
-import type { ErrorEvent } from '../events.js';
-import type { FlowPort } from '../flow/controller.js';
-import { byTopic, type TopicPartition } from '../../shared/topic-partition.js';
+import type { Consumer, EachBatchPayload } from 'kafkajs';
+import { toError } from '../../errors.js';
+import { byTopic, tpKey, type TopicPartition } from '../../shared/topic-partition.js';
+import type { ClientHooks, ClientRun, CommitOffset, ConsumerClient, FetchedBatch } from './port.js';
 
 /**
- * The narrow part of KafkaJS the flow controller drives. KafkaJS throws from
- * pause/resume before `run()` has set up the group and after it stopped;
- * those moments have nothing to pause, so the error is reported, not thrown
- * into the middle of a state change.
+ * The KafkaJS implementation of the client port. What is KafkaJS-specific
+ * lives here: its instrumentation events become hooks, its heartbeat errors
+ * become a `rebalancing` answer, and its commits are confirmed by event.
  */
-export class KafkaConsumerPort implements FlowPort {
+export class KafkaJsClient implements ConsumerClient {
   readonly #consumer: Consumer;
-  readonly #onError: (error: Error, during: ErrorEvent['during']) => void;
+  /** Offsets the broker accepted, as KafkaJS reports them, by partition key. */
+  readonly #confirmed = new Map<string, string>();
+  readonly #unsubscribe: (() => void)[] = [];
+  #hooks: ClientHooks | undefined;
 
-  constructor(consumer: Consumer, onError: (error: Error, during: ErrorEvent['during']) => void) {
+  constructor(consumer: Consumer) {
     this.#consumer = consumer;
-    this.#onError = onError;
+  }
+
+  async start(run: ClientRun): Promise<void> {
+    const consumer = this.#consumer;
+    const hooks = run.hooks;
+    this.#hooks = hooks;
+    const { GROUP_JOIN, REBALANCING, CRASH, COMMIT_OFFSETS } = consumer.events;
+    this.#unsubscribe.push(
+      consumer.on(GROUP_JOIN, (event) => {
+        const assigned: TopicPartition[] = [];
+        for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+          for (const partition of partitions) assigned.push({ topic, partition });
+        }
+        hooks.assigned(event.payload.groupId, assigned);
+      }),
+      // KafkaJS noticed the rebalance itself (between batches) and is about
+      // to rejoin; it cannot be held back from here.
+      consumer.on(REBALANCING, () => hooks.rebalancing()),
+      // KafkaJS's commitOffsets resolves without committing when its runner
+      // is not running (restarting after a crash, stopping): only this
+      // event, emitted after the broker accepted a commit, confirms one.
+      consumer.on(COMMIT_OFFSETS, (event) => {
+        for (const { topic, partitions } of event.payload.topics) {
+          for (const { partition, offset } of partitions) {
+            this.#confirmed.set(tpKey(topic, partition), String(offset));
+          }
+        }
+      }),
+      consumer.on(CRASH, (event) => hooks.crashed(toError(event.payload.error))),
+    );
+    // close() may come while KafkaJS connects, subscribes or joins. The step
+    // under way finishes and no further one is taken: otherwise the consumer
+    // joined the group after close() had returned, holding partitions nobody
+    // processed, with its sockets keeping the process alive.
+    await consumer.connect();
+    if (run.stopping()) return;
+    await consumer.subscribe({ topics: [...run.topics], fromBeginning: run.fromBeginning });
+    if (run.stopping()) return;
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: run.partitionsConsumedConcurrently,
+      eachBatch: (payload) => this.#eachBatch(payload, hooks),
+    });
+  }
+
+  async #eachBatch(payload: EachBatchPayload, hooks: ClientHooks): Promise<void> {
+    const { batch } = payload;
+    let rebalance: unknown;
+    const fetched: FetchedBatch = {
+      topic: batch.topic,
+      partition: batch.partition,
+      highWatermark: Number(batch.highWatermark),
+      messages: batch.messages,
+      lastOffset: Number(batch.lastOffset()),
+      resolve: (offset) => payload.resolveOffset(offset),
+      active: () => payload.isRunning() && !payload.isStale(),
+      heartbeat: async () => {
+        try {
+          await payload.heartbeat();
+        } catch (error) {
+          // Once a rebalance is known, the drain keeps heartbeating: the
+          // coordinator keeps the session alive on heartbeats it answers
+          // with REBALANCE_IN_PROGRESS, so a long drain keeps the membership.
+          if (rebalance === undefined && !isRebalance(error)) throw error;
+          rebalance ??= error;
+        }
+        return rebalance === undefined ? 'ok' : 'rebalancing';
+      },
+    };
+    await hooks.batch(fetched);
+    // KafkaJS rejoins when this error leaves eachBatch; the core has drained
+    // and committed by now.
+    if (rebalance !== undefined) throw rebalance;
   }
 
   pause(partitions: readonly TopicPartition[]): void {
+    // KafkaJS throws from pause/resume before run() has set up the group and
+    // after it stopped; those moments have nothing to pause.
     try {
       this.#consumer.pause(byTopic(partitions));
     } catch (error) {
-      this.#onError(error as Error, 'pause');
+      this.#hooks?.failed(toError(error), 'pause');
     }
   }
 
@@ -30,7 +107,32 @@ export class KafkaConsumerPort implements FlowPort {
     try {
       this.#consumer.resume(byTopic(partitions));
     } catch (error) {
-      this.#onError(error as Error, 'resume');
+      this.#hooks?.failed(toError(error), 'resume');
     }
   }
+
+  async commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]> {
+    for (const { topic, partition } of offsets) this.#confirmed.delete(tpKey(topic, partition));
+    await this.#consumer.commitOffsets(offsets.map((o) => ({ ...o })));
+    return offsets.filter((o) => this.#confirmed.get(tpKey(o.topic, o.partition)) === o.offset);
+  }
+
+  async disconnect(): Promise<void> {
+    try {
+      await this.#consumer.disconnect();
+    } finally {
+      for (const off of this.#unsubscribe) off();
+      this.#unsubscribe.length = 0;
+    }
+  }
+}
+
+/** The heartbeat errors that mean the group is rebalancing or our generation is over. */
+function isRebalance(error: unknown): boolean {
+  const type = (error as { type?: unknown } | null)?.type;
+  return (
+    type === 'REBALANCE_IN_PROGRESS' ||
+    type === 'NOT_COORDINATOR_FOR_GROUP' ||
+    type === 'ILLEGAL_GENERATION'
+  );
 }

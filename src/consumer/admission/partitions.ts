@@ -1,0 +1,167 @@
+import { OffsetTracker } from '../offsets/tracker.js';
+import { tpKey, type TopicPartition } from '../../shared/topic-partition.js';
+import type { Delivery } from '../dispatch/delivery.js';
+import { LaneQueue } from '../dispatch/lanes.js';
+import type { OrderingMode } from '../options.js';
+
+/**
+ * Everything the core keeps about one assigned partition. One object per
+ * partition, handed along with each of its messages, so no stage looks a
+ * partition up by key per message.
+ */
+export class PartitionState implements TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly key: string;
+  readonly tracker = new OffsetTracker();
+  /** Its messages waiting to run, in the order the ordering mode allows. */
+  readonly lanes: LaneQueue<Delivery>;
+  /** Done messages of this partition's topic (shared per topic, outlives the partition). */
+  readonly consumed: { count: number };
+  /** Set when the partition is taken away: its work is no longer ours to commit. */
+  revoked = false;
+  /** From the last batch: the log-end offset the broker reported. */
+  highWatermark: number | undefined = undefined;
+  /** The first offset of the first batch: where the partition stands for its lag until a message is admitted. */
+  fetchedFrom: number | undefined = undefined;
+  /** Messages admitted and not settled. */
+  inFlight = 0;
+  /** Bytes of those messages. */
+  bytes = 0;
+  /** Its messages occupying a worker right now. */
+  running = 0;
+  /** Paused for holding its share of a contended in-flight budget. */
+  shareFull = false;
+  /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
+  holding = 0;
+  /** In the dispatcher's ring of partitions with runnable messages. */
+  inRing = false;
+
+  constructor(topic: string, partition: number, mode: OrderingMode, consumed: { count: number }) {
+    this.topic = topic;
+    this.partition = partition;
+    this.key = tpKey(topic, partition);
+    this.lanes = new LaneQueue<Delivery>(mode);
+    this.consumed = consumed;
+  }
+}
+
+export interface Reassignment {
+  readonly assigned: readonly TopicPartition[];
+  readonly revoked: readonly TopicPartition[];
+  /** Messages of revoked partitions still in flight: skipped as they come up, redelivered to the new owner. */
+  readonly dropped: number;
+}
+
+/** The assigned partitions, with the counts that fair shares are computed from. */
+export class Partitions {
+  readonly #mode: OrderingMode;
+  readonly #byKey = new Map<string, PartitionState>();
+  readonly #consumed = new Map<string, { count: number }>();
+  /** Assigned partitions with messages in flight: the ones sharing concurrency right now. */
+  #busy = 0;
+  /** Partitions with `holding` above zero. */
+  #holding = 0;
+
+  constructor(mode: OrderingMode) {
+    this.#mode = mode;
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  get busy(): number {
+    return this.#busy;
+  }
+
+  get holding(): number {
+    return this.#holding;
+  }
+
+  values(): IterableIterator<PartitionState> {
+    return this.#byKey.values();
+  }
+
+  /** The partition's state, made on its first batch or assignment. */
+  of(topic: string, partition: number): PartitionState {
+    const key = tpKey(topic, partition);
+    let state = this.#byKey.get(key);
+    if (state === undefined) {
+      let consumed = this.#consumed.get(topic);
+      if (consumed === undefined) {
+        consumed = { count: 0 };
+        this.#consumed.set(topic, consumed);
+      }
+      state = new PartitionState(topic, partition, this.#mode, consumed);
+      this.#byKey.set(key, state);
+    }
+    return state;
+  }
+
+  /** Messages done since start, per topic (a revoked partition's count stays). */
+  consumedCounts(): ReadonlyMap<string, number> {
+    return new Map([...this.#consumed].map(([topic, c]) => [topic, c.count]));
+  }
+
+  /** Counts an admitted message. */
+  admitted(state: PartitionState, bytes: number): void {
+    if (state.inFlight === 0 && !state.revoked) this.#busy += 1;
+    state.inFlight += 1;
+    state.bytes += bytes;
+  }
+
+  /** Counts a settled message (done or abandoned). */
+  settled(state: PartitionState, bytes: number): void {
+    state.inFlight -= 1;
+    state.bytes -= bytes;
+    if (state.inFlight === 0 && !state.revoked) this.#busy -= 1;
+  }
+
+  /** Counts a message holding its partition at a failure; true when the partition's first one arrived or its last left. */
+  hold(state: PartitionState, delta: 1 | -1): boolean {
+    state.holding += delta;
+    const changed = (delta === 1 && state.holding === 1) || (delta === -1 && state.holding === 0);
+    // A revoked partition left the count when it was revoked.
+    if (changed && !state.revoked) this.#holding += delta;
+    return changed;
+  }
+
+  /**
+   * Replaces the assignment. Work of a partition no longer owned is skipped
+   * as it comes up and never committed: its new owner starts from the last
+   * commit (kafkajs#1046).
+   */
+  assign(partitions: readonly TopicPartition[]): Reassignment {
+    const keys = new Set(partitions.map((tp) => tpKey(tp.topic, tp.partition)));
+    const revoked: TopicPartition[] = [];
+    let dropped = 0;
+    for (const [key, state] of this.#byKey) {
+      if (keys.has(key)) continue;
+      if (state.inFlight > 0) this.#busy -= 1;
+      if (state.holding > 0) this.#holding -= 1;
+      state.revoked = true;
+      dropped += state.tracker.pendingCount;
+      this.#byKey.delete(key);
+      revoked.push({ topic: state.topic, partition: state.partition });
+    }
+    for (const tp of partitions) this.of(tp.topic, tp.partition);
+    return { assigned: partitions, revoked, dropped };
+  }
+
+  /**
+   * Held work, which waits for a failure rather than for capacity: its
+   * messages and bytes, left out of the queue-full low mark.
+   */
+  held(): { messages: number; bytes: number } {
+    let messages = 0;
+    let bytes = 0;
+    if (this.#holding === 0) return { messages, bytes };
+    for (const state of this.#byKey.values()) {
+      if (state.holding === 0) continue;
+      messages += state.inFlight;
+      bytes += state.bytes;
+    }
+    return { messages, bytes };
+  }
+}

@@ -1,0 +1,73 @@
+import type { PartitionState } from '../admission/partitions.js';
+import type { RawMessage } from '../kafka/port.js';
+import type { InboundMessage } from '../options.js';
+import type { LaneItem } from './lanes.js';
+
+/**
+ * One admitted message on its way through the pipeline: where it came
+ * from, what it weighs, its lane, and how far its handling got (attempts,
+ * failures). The handler gets `message`, a plain object of its own, so
+ * nothing of the pipeline's bookkeeping shows where users log or spread it.
+ */
+export class Delivery implements LaneItem {
+  readonly state: PartitionState;
+  readonly raw: RawMessage;
+  readonly offset: number;
+  readonly bytes: number;
+  readonly laneKey: string;
+  readonly message: { payload: unknown } & InboundMessage<unknown>;
+  /** Taken by a worker and not released yet. */
+  working = false;
+  /** It has come up for processing once (shedding is decided then). */
+  started = false;
+  /** Charged handler attempts so far. */
+  attempts = 0;
+  /** Whether `deserialize` has produced the payload. */
+  deserialized = false;
+  /** It failed while the circuit was not closed: its calls no longer count, and it waits behind fresh ones. */
+  blamed = false;
+  /** When it first failed (consumer clock): others succeeding since tells poison from outage. */
+  firstFailureAt: number | undefined = undefined;
+
+  constructor(
+    state: PartitionState,
+    raw: RawMessage,
+    offset: number,
+    bytes: number,
+    laneKey: string,
+  ) {
+    this.state = state;
+    this.raw = raw;
+    this.offset = offset;
+    this.bytes = bytes;
+    this.laneKey = laneKey;
+    const value = raw.value ?? null;
+    this.message = {
+      topic: state.topic,
+      partition: state.partition,
+      offset: raw.offset,
+      key: raw.key ?? null,
+      value,
+      headers: raw.headers ?? {},
+      timestamp: raw.timestamp,
+      payload: value,
+    };
+  }
+}
+
+/** Key + value + header names and values, in bytes: what the in-flight byte bound counts. */
+export function sizeOf(message: RawMessage): number {
+  let bytes = (message.key?.length ?? 0) + (message.value?.length ?? 0);
+  const headers = message.headers;
+  if (headers) {
+    for (const name in headers) {
+      bytes += name.length;
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (Array.isArray(value))
+        for (const v of value) bytes += typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+      else bytes += typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+    }
+  }
+  return bytes;
+}

@@ -1,0 +1,225 @@
+import type { LimitFunction } from 'p-limit';
+import type { PartitionState, Partitions } from '../admission/partitions.js';
+import type { Delivery } from './delivery.js';
+
+/** Messages a worker runs back to back without yielding, when handlers settle synchronously. */
+const SYNC_RUN = 256;
+
+/**
+ * Runs one step of a message: its handler attempt, or whatever comes up
+ * first (shedding, deserializing, a dead letter). Calls `free` exactly once,
+ * as soon as the message no longer needs the worker: with `done` true when
+ * the message is finished for good, false when it is parked (waiting for a
+ * retry, the circuit, or a dead-letter write) and will come back through
+ * {@link Dispatcher.requeue} or end through {@link Dispatcher.finished}.
+ */
+export type Step = (delivery: Delivery, free: (done: boolean) => void) => void;
+
+/**
+ * Hands runnable messages to workers, at most `concurrency` of them at
+ * once. Workers pull: a worker that finishes a message takes the next
+ * runnable one itself, so the common case asks p-limit for nothing per
+ * message. p-limit bounds the workers, its `concurrency` follows the limit
+ * in force, and a worker over a lowered limit leaves after its message.
+ *
+ * Fairness: partitions with runnable messages take turns, and while
+ * several partitions have work in flight none runs more than its share of
+ * the concurrency (the limit divided by the partitions with work in
+ * flight, rounded up). A slow partition, or a slow key, cannot fill every
+ * slot while others wait.
+ */
+export class Dispatcher {
+  readonly #limit: LimitFunction;
+  readonly #partitions: Partitions;
+  readonly #step: Step;
+  /** Partitions with runnable messages, taken in turn from `#cursor`. */
+  readonly #ring: PartitionState[] = [];
+  #cursor = 0;
+  /** Workers started and not yet gone. */
+  #workers = 0;
+  /** Workers running a step now. */
+  #active = 0;
+  /**
+   * Set when a worker found runnable messages only in partitions at their
+   * share: starting workers is pointless until a step ends, new work
+   * arrives or the limit changes.
+   */
+  #blocked = false;
+
+  constructor(limit: LimitFunction, partitions: Partitions, step: Step) {
+    this.#limit = limit;
+    this.#partitions = partitions;
+    this.#step = step;
+  }
+
+  /** Steps running now: handler calls, deserializers, shedding. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Steps running plus messages allowed to run now: what a larger limit could serve. */
+  get demand(): number {
+    let ready = 0;
+    for (const state of this.#ring) ready += state.lanes.readyCount;
+    return this.#active + ready;
+  }
+
+  get concurrency(): number {
+    return this.#limit.concurrency;
+  }
+
+  set concurrency(value: number) {
+    this.#limit.concurrency = value;
+    this.#blocked = false;
+    this.#wake();
+  }
+
+  /** An admitted message. */
+  push(delivery: Delivery): void {
+    const state = delivery.state;
+    state.lanes.push(delivery);
+    this.#ready(state);
+    this.#blocked = false;
+    this.#wake();
+  }
+
+  /** A parked message may run again. */
+  requeue(delivery: Delivery): void {
+    const state = delivery.state;
+    state.lanes.requeue(delivery);
+    this.#ready(state);
+    this.#blocked = false;
+    this.#wake();
+  }
+
+  /** A parked message ended outside a worker (dead-lettered, or abandoned): its lane moves on. */
+  finished(delivery: Delivery): void {
+    const state = delivery.state;
+    state.lanes.done(delivery);
+    this.#ready(state);
+    this.#blocked = false;
+    this.#wake();
+  }
+
+  #ready(state: PartitionState): void {
+    if (!state.inRing && state.lanes.hasReady) {
+      state.inRing = true;
+      this.#ring.push(state);
+    }
+  }
+
+  /** Starts a worker when runnable work may be waiting and none is about to look. */
+  #wake(): void {
+    if (this.#ring.length === 0 || this.#blocked) return;
+    if (this.#workers >= this.#limit.concurrency || this.#workers > this.#active) return;
+    this.#workers += 1;
+    void this.#limit(() => new Promise<void>((exit) => new Worker(this, exit).loop()));
+  }
+
+  /** The next message a worker may run now, taking partitions in turn within their shares. */
+  take(): Delivery | undefined {
+    if (this.#workers > this.#limit.concurrency) return undefined;
+    const ring = this.#ring;
+    const share = Math.ceil(this.#limit.concurrency / Math.max(1, this.#partitions.busy));
+    for (let tries = ring.length; tries > 0 && ring.length > 0; tries -= 1) {
+      if (this.#cursor >= ring.length) this.#cursor = 0;
+      const state = ring[this.#cursor]!;
+      if (!state.lanes.hasReady) {
+        this.#leave(state);
+        continue;
+      }
+      if (state.running >= share) {
+        this.#cursor += 1;
+        continue;
+      }
+      const delivery = state.lanes.take()!;
+      state.running += 1;
+      delivery.working = true;
+      this.#active += 1;
+      if (state.lanes.hasReady) this.#cursor += 1;
+      else this.#leave(state);
+      // Ramp up: more is runnable, so one more worker comes to look.
+      this.#wake();
+      return delivery;
+    }
+    if (ring.length > 0) this.#blocked = true;
+    return undefined;
+  }
+
+  #leave(state: PartitionState): void {
+    state.inRing = false;
+    this.#ring.splice(this.#cursor, 1);
+  }
+
+  /** @internal A worker's step is over: done (its lane moves on) or parked. */
+  released(delivery: Delivery, done: boolean): void {
+    const state = delivery.state;
+    state.running -= 1;
+    delivery.working = false;
+    this.#active -= 1;
+    this.#blocked = false;
+    if (done) {
+      state.lanes.done(delivery);
+      this.#ready(state);
+    }
+  }
+
+  /** @internal */
+  run(delivery: Delivery, free: (done: boolean) => void): void {
+    this.#step(delivery, free);
+  }
+
+  /** @internal */
+  exited(): void {
+    this.#workers -= 1;
+    // Work may have become runnable between this worker's last look and now.
+    this.#wake();
+  }
+}
+
+/** Runs messages one after another until nothing is runnable for it. */
+class Worker {
+  readonly #dispatcher: Dispatcher;
+  readonly #exit: () => void;
+  #current: Delivery | undefined;
+  /** Inside `loop`'s call of the step: a free() then continues the loop instead of recursing. */
+  #calling = false;
+  #freedDuringCall = false;
+
+  constructor(dispatcher: Dispatcher, exit: () => void) {
+    this.#dispatcher = dispatcher;
+    this.#exit = exit;
+  }
+
+  readonly #free = (done: boolean): void => {
+    const delivery = this.#current!;
+    this.#current = undefined;
+    this.#dispatcher.released(delivery, done);
+    if (this.#calling) this.#freedDuringCall = true;
+    else this.loop();
+  };
+
+  loop(): void {
+    const dispatcher = this.#dispatcher;
+    for (let run = 0; ; run += 1) {
+      if (run === SYNC_RUN) {
+        // Handlers that settle synchronously would otherwise hold the event
+        // loop (and the group's heartbeats) for the whole queue.
+        setImmediate(() => this.loop());
+        return;
+      }
+      const delivery = dispatcher.take();
+      if (delivery === undefined) {
+        this.#exit();
+        dispatcher.exited();
+        return;
+      }
+      this.#current = delivery;
+      this.#calling = true;
+      this.#freedDuringCall = false;
+      dispatcher.run(delivery, this.#free);
+      this.#calling = false;
+      if (!this.#freedDuringCall) return;
+    }
+  }
+}

@@ -1,0 +1,384 @@
+import { MessageShedError, toError } from '../../errors.js';
+import type { PartitionState } from '../admission/partitions.js';
+import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
+import type { Circuit } from '../failure/breaker.js';
+import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
+import { decideFailure } from '../failure/policy.js';
+import { shedAge } from '../failure/shedding.js';
+import type { PauseReason } from '../flow/controller.js';
+import type { ResolvedOptions } from '../options.js';
+import type { Attempts } from './attempts.js';
+import type { Delivery } from './delivery.js';
+import type { Dispatcher } from './dispatcher.js';
+
+/** Reports an attempt's outcome and duration; metrics keep their histograms through these. */
+export type AttemptObserver = (
+  topic: string,
+  outcome: HandlerSettledEvent['outcome'],
+  durationMs: number,
+) => void;
+
+type Emit = <E extends keyof ConsumerEvents>(
+  event: E,
+  payload: Parameters<ConsumerEvents[E]>[0],
+) => void;
+
+/** What the runner needs from the consumer around it. */
+export interface RunnerHooks {
+  readonly emit: Emit;
+  /** Whether anyone listens for `handler.settled` (the payload is built only then). */
+  settledListened(): boolean;
+  /** Settles a message's accounts: offsets, the in-flight budget and what waits on it. */
+  settle(delivery: Delivery, done: boolean): void;
+  /** A message holds its partition at a failure (`on`), or stops holding it. */
+  hold(state: PartitionState, reason: PauseReason, on: boolean): void;
+  /** True once the message is no longer ours to finish (revoked, or abandoned on close). */
+  abandoned(delivery: Delivery): boolean;
+  /** Resolves after `ms`, early when the consumer abandons in-flight work. */
+  sleep(ms: number): Promise<void>;
+  isRetriable(error: Error): boolean;
+  groupId(): string;
+  /** Something unexpected failed inside the pipeline. */
+  error(error: Error): void;
+}
+
+/**
+ * The one path every message takes, a step at a time: shed if too old,
+ * deserialize, call the handler under its deadline (through the breaker's
+ * probe while half-open), and on failure carry out the failure policy:
+ * retry after a backoff, wait for the circuit, hold, or dead-letter. A
+ * message that has to wait leaves its worker and comes back through the
+ * dispatcher; its lane waits with it.
+ */
+export class Runner {
+  readonly #options: ResolvedOptions<unknown>;
+  readonly #attempts: Attempts;
+  readonly #circuit: Circuit;
+  readonly #hooks: RunnerHooks;
+  #dispatcher!: Dispatcher;
+  readonly observers: AttemptObserver[] = [];
+  /** When a handler attempt last succeeded: tells a poison message from an outage. */
+  #lastSuccessAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    options: ResolvedOptions<unknown>,
+    attempts: Attempts,
+    circuit: Circuit,
+    hooks: RunnerHooks,
+  ) {
+    this.#options = options;
+    this.#attempts = attempts;
+    this.#circuit = circuit;
+    this.#hooks = hooks;
+  }
+
+  bind(dispatcher: Dispatcher): void {
+    this.#dispatcher = dispatcher;
+  }
+
+  /** The dispatcher's step (see {@link Step}). */
+  readonly step = (d: Delivery, free: (done: boolean) => void): void => {
+    try {
+      if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
+      const o = this.#options;
+      if (!d.started) {
+        d.started = true;
+        if (o.shed) {
+          const ageMs = shedAge(d.raw.timestamp, Date.now(), o.shed.maxAgeMs);
+          if (ageMs !== undefined) return this.#shed(d, ageMs, free);
+        }
+      }
+      if (o.deserialize !== undefined && !d.deserialized) return this.#deserialize(d, free);
+      this.#attempt(d, free);
+    } catch (error) {
+      this.#unexpected(d, free, error);
+    }
+  };
+
+  /**
+   * Not expected: the handler's, deserializer's and listeners' errors are
+   * caught where they arise. Reported, and a message still holding its
+   * worker waits and comes round again rather than being lost.
+   */
+  #unexpected(d: Delivery, free: (done: boolean) => void, error: unknown): void {
+    this.#hooks.error(toError(error));
+    if (d.working) this.#park(d, free, this.#hooks.sleep(this.#options.retry.initialDelayMs));
+  }
+
+  #finish(d: Delivery, done: boolean, free: (done: boolean) => void): void {
+    try {
+      this.#hooks.settle(d, done);
+    } finally {
+      free(true);
+    }
+  }
+
+  /** The message leaves its worker until `until` settles, then runs again. */
+  #park(d: Delivery, free: (done: boolean) => void, until: Promise<unknown>): void {
+    free(false);
+    void until.then(
+      () => this.#dispatcher.requeue(d),
+      (error: unknown) => {
+        this.#hooks.error(toError(error));
+        this.#dispatcher.requeue(d);
+      },
+    );
+  }
+
+  /** The message leaves its worker for a dead-letter write; its lane moves on once it is written. */
+  #toDeadLetter(
+    d: Delivery,
+    free: (done: boolean) => void,
+    error: Error,
+    reason: DeadLetterReason,
+    then?: () => void,
+  ): void {
+    free(false);
+    const settings = this.#options.deadLetter!;
+    const hooks = this.#hooks;
+    void deadLetter(settings, d.message, error, reason, d.attempts, {
+      groupId: hooks.groupId,
+      hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
+      sleep: hooks.sleep,
+      abandoned: () => hooks.abandoned(d),
+      routed: (event) => hooks.emit('dlq.routed', event),
+      failed: (event) => hooks.emit('dlq.failed', event),
+    }).then(
+      (written) => {
+        if (written) then?.();
+        this.#end(d, written);
+      },
+      (unexpected: unknown) => {
+        hooks.error(toError(unexpected));
+        this.#end(d, false);
+      },
+    );
+  }
+
+  /** A message that was parked ends: its accounts settle and its lane moves on. */
+  #end(d: Delivery, done: boolean): void {
+    try {
+      this.#hooks.settle(d, done);
+    } finally {
+      this.#dispatcher.finished(d);
+    }
+  }
+
+  #shed(d: Delivery, ageMs: number, free: (done: boolean) => void): void {
+    const shed = this.#options.shed!;
+    const event = {
+      topic: d.message.topic,
+      partition: d.message.partition,
+      offset: d.message.offset,
+      timestamp: d.message.timestamp,
+      ageMs,
+      maxAgeMs: shed.maxAgeMs,
+      action: shed.action,
+    };
+    if (shed.action === 'skip') {
+      this.#hooks.emit('message.shed', event);
+      return this.#finish(d, true, free);
+    }
+    const error = new MessageShedError(ageMs, shed.maxAgeMs);
+    this.#toDeadLetter(d, free, error, 'shed', () => this.#hooks.emit('message.shed', event));
+  }
+
+  #deserialize(d: Delivery, free: (done: boolean) => void): void {
+    let payload: unknown;
+    try {
+      payload = this.#options.deserialize!(d.raw as never, {
+        topic: d.state.topic,
+        partition: d.state.partition,
+      });
+    } catch (thrown) {
+      return this.#deserializeFailed(d, toError(thrown), free);
+    }
+    if (!isThenable(payload)) {
+      d.message.payload = payload;
+      d.deserialized = true;
+      return this.#attempt(d, free);
+    }
+    payload.then(
+      (value) => {
+        d.message.payload = value;
+        d.deserialized = true;
+        if (this.#hooks.abandoned(d)) this.#finish(d, false, free);
+        else this.#attempt(d, free);
+      },
+      (thrown: unknown) => this.#deserializeFailed(d, toError(thrown), free),
+    );
+  }
+
+  #deserializeFailed(d: Delivery, error: Error, free: (done: boolean) => void): void {
+    if (this.#options.deadLetter) return this.#toDeadLetter(d, free, error, 'deserialization');
+    // No dead-letter topic: the partition holds and deserializing is tried again.
+    this.#park(d, free, this.#holdAndWait(d, error));
+  }
+
+  #attempt(d: Delivery, free: (done: boolean) => void): void {
+    const attempt = d.attempts + 1;
+    const circuit = this.#circuit;
+    if (circuit.state === 'closed') {
+      this.#attempts.run(d.message, attempt, (failed, thrown, now, durationMs) =>
+        this.#ended(d, free, attempt, failed, thrown, now, durationMs, !d.blamed),
+      );
+      return;
+    }
+    if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
+    // Half-open: one probe goes through opossum; the rest are refused and wait.
+    let outcome: [boolean, unknown, number, number] | undefined;
+    circuit
+      .probe(
+        () =>
+          new Promise<void>((resolve, reject) =>
+            this.#attempts.run(d.message, attempt, (failed, thrown, now, durationMs) => {
+              outcome = [failed, thrown, now, durationMs];
+              if (failed) reject(thrown);
+              else resolve();
+            }),
+          ),
+        !d.blamed,
+      )
+      .then(
+        () => this.#ended(d, free, attempt, false, undefined, outcome![2], outcome![3], false),
+        (error: unknown) => {
+          if (outcome === undefined) this.#failed(d, free, toError(error), true);
+          else this.#ended(d, free, attempt, true, outcome[1], outcome[2], outcome[3], false);
+        },
+      );
+  }
+
+  #ended(
+    d: Delivery,
+    free: (done: boolean) => void,
+    attempt: number,
+    failed: boolean,
+    thrown: unknown,
+    now: number,
+    durationMs: number,
+    counted: boolean,
+  ): void {
+    try {
+      const error = failed ? toError(thrown) : undefined;
+      if (this.observers.length > 0 || this.#hooks.settledListened()) {
+        this.#observe(d, attempt, error, durationMs);
+      }
+      if (error === undefined) {
+        this.#lastSuccessAt = now;
+        // A message that failed while the downstream was down no longer
+        // counts for or against it.
+        if (counted) this.#circuit.record(false, now);
+        return this.#finish(d, true, free);
+      }
+      if (counted) this.#circuit.record(this.#hooks.isRetriable(error), now);
+      d.firstFailureAt ??= now;
+      this.#failed(d, free, error, false);
+    } catch (unexpected) {
+      // This runs in a promise reaction, where a throw would escape.
+      this.#unexpected(d, free, unexpected);
+    }
+  }
+
+  #observe(d: Delivery, attempt: number, error: Error | undefined, durationMs: number): void {
+    const outcome: HandlerSettledEvent['outcome'] =
+      error === undefined ? 'success' : error.name === 'HandlerTimeoutError' ? 'timeout' : 'error';
+    try {
+      for (const observer of this.observers) observer(d.state.topic, outcome, durationMs);
+      if (!this.#hooks.settledListened()) return;
+      this.#hooks.emit('handler.settled', {
+        topic: d.message.topic,
+        partition: d.message.partition,
+        offset: d.message.offset,
+        attempt,
+        durationMs,
+        outcome,
+      });
+    } catch (observerError) {
+      // An observer that throws must not turn a success into a failure.
+      this.#hooks.error(toError(observerError));
+    }
+  }
+
+  /** Carries out the failure policy for a failed (or refused) attempt. */
+  #failed(
+    d: Delivery,
+    free: (done: boolean) => void,
+    error: Error | undefined,
+    refused: boolean,
+  ): void {
+    const o = this.#options;
+    const circuit = this.#circuit;
+    if (!refused) d.attempts += 1;
+    const failure = error ?? new Error('refused by the open circuit');
+    const decision = decideFailure(
+      {
+        refused,
+        circuit: circuit.state,
+        breakerEnabled: circuit.enabled,
+        retriable: refused || this.#hooks.isRetriable(failure),
+        attempts: d.attempts,
+        maxAttempts: o.retry.maxAttempts,
+        othersSucceeded: d.firstFailureAt !== undefined && this.#lastSuccessAt >= d.firstFailureAt,
+        deadLetter: o.deadLetter !== undefined,
+      },
+      o.retry,
+    );
+    switch (decision.kind) {
+      case 'wait-circuit': {
+        if (!refused) d.attempts -= 1;
+        if (decision.blame) d.blamed = true;
+        if (refused || circuit.state === 'open') {
+          return this.#park(d, free, circuit.changed({ last: d.blamed }));
+        }
+        return this.#park(d, free, Promise.resolve());
+      }
+      case 'retry':
+        if (!decision.charged) d.attempts -= 1;
+        else {
+          this.#hooks.emit('message.retry', {
+            topic: d.message.topic,
+            partition: d.message.partition,
+            offset: d.message.offset,
+            attempt: d.attempts,
+            delayMs: decision.delayMs,
+            error: failure,
+          });
+        }
+        return this.#park(d, free, this.#hooks.sleep(decision.delayMs));
+      case 'dead-letter':
+        return this.#toDeadLetter(d, free, failure, decision.reason);
+      case 'hold':
+        return this.#park(d, free, this.#holdAndWait(d, failure));
+    }
+  }
+
+  /**
+   * No dead-letter topic: losing the message is not an option, so its
+   * partition holds here and it is tried again at the longest delay.
+   */
+  async #holdAndWait(d: Delivery, error: Error): Promise<void> {
+    const retryInMs = this.#options.retry.maxDelayMs;
+    this.#hooks.hold(d.state, 'message-failed', true);
+    try {
+      this.#hooks.emit('message.failed', {
+        topic: d.message.topic,
+        partition: d.message.partition,
+        offset: d.message.offset,
+        attempts: d.attempts,
+        error,
+        retryInMs,
+      });
+      await this.#hooks.sleep(retryInMs);
+    } finally {
+      this.#hooks.hold(d.state, 'message-failed', false);
+    }
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}

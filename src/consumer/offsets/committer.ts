@@ -1,0 +1,104 @@
+import { BackpressureError, toError } from '../../errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { PartitionState } from '../admission/partitions.js';
+import type { CommitEvent } from '../events.js';
+import type { CommitOffset, ConsumerClient } from '../kafka/port.js';
+
+/** Every how many periodic commits the unchanged positions are committed again too. */
+const REASSERT_EVERY = 6;
+
+export type CommitScope = 'changed' | 'all';
+
+export interface CommitterHooks {
+  /** The partitions owned now. */
+  partitions(): Iterable<PartitionState>;
+  /** False before start and after close: nothing to commit to. */
+  live(): boolean;
+  committed(event: CommitEvent): void;
+  failed(error: BackpressureError): void;
+}
+
+/**
+ * Commits each owned partition's position: the lowest offset not done yet
+ * (every offset below it is handled, dead-lettered or shed), never a
+ * position KafkaJS resolved. Commits run one at a time, in order, so a slow
+ * commit is never overtaken by an older position.
+ *
+ * `changed` commits the partitions whose position moved since their last
+ * confirmed commit; `all` commits every owned partition's position again.
+ * The second heals a committed offset someone else moved back: KafkaJS
+ * retries a commit refused during a rebalance under the next generation,
+ * so a former owner's late retry can land after the new owner's last
+ * commit, and a partition with no further progress would keep the stale
+ * offset until its next owner re-processed from it. Rebalances, close and
+ * every few periodic commits re-assert everything.
+ */
+export class Committer {
+  readonly #client: ConsumerClient;
+  readonly #logger: Logger;
+  readonly #hooks: CommitterHooks;
+  #chain: Promise<void> = Promise.resolve();
+  #ticks = 0;
+
+  constructor(client: ConsumerClient, logger: Logger, hooks: CommitterHooks) {
+    this.#client = client;
+    this.#logger = logger;
+    this.#hooks = hooks;
+  }
+
+  /** The periodic commit: changed positions, and all of them every few ticks. */
+  tick(): Promise<void> {
+    this.#ticks += 1;
+    return this.commit(this.#ticks % REASSERT_EVERY === 0 ? 'all' : 'changed');
+  }
+
+  /** Queues a commit behind the one running. */
+  commit(scope: CommitScope = 'changed'): Promise<void> {
+    this.#chain = this.#chain.then(() => this.now(scope));
+    return this.#chain;
+  }
+
+  /**
+   * Commits at once, outside the queue. For a rebalance the client noticed
+   * itself: the OffsetCommit then reaches the coordinator before the
+   * JoinGroup (which first waits for a FindCoordinator round trip) and
+   * still carries the old generation.
+   */
+  async now(scope: CommitScope): Promise<void> {
+    if (!this.#hooks.live()) return;
+    const offsets: CommitOffset[] = [];
+    const states = new Map<string, [PartitionState, number]>();
+    for (const state of this.#hooks.partitions()) {
+      if (state.revoked) continue;
+      const position =
+        scope === 'all' ? state.tracker.commitPosition() : state.tracker.uncommitted();
+      if (position === undefined) continue;
+      offsets.push({ topic: state.topic, partition: state.partition, offset: String(position) });
+      states.set(state.key, [state, position]);
+    }
+    if (offsets.length === 0) return;
+    try {
+      const accepted = await this.#client.commit(offsets);
+      for (const offset of accepted) {
+        const entry = states.get(`${offset.topic}|${offset.partition}`);
+        if (entry !== undefined) entry[0].tracker.markCommitted(entry[1]);
+      }
+      if (accepted.length < offsets.length) {
+        // Not an error of the broker's: the client was not running. The
+        // positions stay uncommitted and go out with the next commit.
+        this.#logger.warn(
+          { offsets, accepted: accepted.length },
+          'kafkajs-backpressure: KafkaJS skipped an offset commit (consumer not running)',
+        );
+      }
+      if (accepted.length > 0) this.#hooks.committed({ offsets: accepted });
+    } catch (error) {
+      this.#hooks.failed(
+        new BackpressureError('ERR_COMMIT', `Offset commit failed: ${toError(error).message}`, {
+          cause: error,
+          retriable: true,
+        }),
+      );
+    }
+  }
+}
