@@ -11,6 +11,15 @@ export default defineConfig({
     // Teardown stops the broker (SIGTERM, normally < 1 s, up to 20 s before
     // SIGKILL); vitest's default 10 s would force-exit first.
     teardownTimeout: 30_000,
+    // `--coverage` (npm run test:coverage, CI) measures src/ over whatever
+    // projects run; the floor is meant for the full suite (unit +
+    // integration + faults): the unit project alone does not reach it.
+    coverage: {
+      provider: 'v8',
+      include: ['src/**/*.ts'],
+      reporter: ['text-summary'],
+      thresholds: { lines: 85 },
+    },
     projects: [
       {
         test: {
