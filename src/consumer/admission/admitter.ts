@@ -200,8 +200,10 @@ export class Admitter {
         // Only the partition's own finished work lifts this pause, so it is
         // taken only while some of that work remains: a partition whose work
         // all finished during the wait would stay paused for good.
-        state.shareFull = true;
+        this.#partitions.shareFull(state, true);
         this.#flow.add('partition-full', state);
+        // Its work stops counting toward the queue-full low mark.
+        this.#queue.check();
         return false;
       }
       // Its own work drained meanwhile: keep waiting in place.
@@ -211,7 +213,7 @@ export class Admitter {
   /** A settled message may end its partition's `partition-full` pause. */
   released(state: PartitionState): void {
     if (state.shareFull && !this.#holdsShare(state)) {
-      state.shareFull = false;
+      this.#partitions.shareFull(state, false);
       this.#flow.remove('partition-full', state);
     }
   }

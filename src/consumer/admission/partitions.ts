@@ -62,6 +62,8 @@ export class Partitions {
   #busy = 0;
   /** Partitions with `holding` above zero. */
   #holding = 0;
+  /** Partitions paused for holding their share of a contended budget. */
+  #fullShares = 0;
 
   constructor(mode: OrderingMode) {
     this.#mode = mode;
@@ -77,6 +79,18 @@ export class Partitions {
 
   get holding(): number {
     return this.#holding;
+  }
+
+  /** Partitions whose in-flight work waits for something other than capacity: held at a failure, or paused at their share. */
+  get waiting(): number {
+    return this.#holding + this.#fullShares;
+  }
+
+  /** Marks a partition paused at its share of the budget (`partition-full`), or no longer. */
+  shareFull(state: PartitionState, on: boolean): void {
+    if (state.shareFull === on) return;
+    state.shareFull = on;
+    if (!state.revoked) this.#fullShares += on ? 1 : -1;
   }
 
   values(): IterableIterator<PartitionState> {
@@ -140,6 +154,7 @@ export class Partitions {
       if (keys.has(key)) continue;
       if (state.inFlight > 0) this.#busy -= 1;
       if (state.holding > 0) this.#holding -= 1;
+      if (state.shareFull) this.#fullShares -= 1;
       state.revoked = true;
       dropped += state.tracker.pendingCount;
       this.#byKey.delete(key);
@@ -150,15 +165,16 @@ export class Partitions {
   }
 
   /**
-   * Held work, which waits for a failure rather than for capacity: its
-   * messages and bytes, left out of the queue-full low mark.
+   * Work that waits for something other than capacity (a failure, or a
+   * slow partition at its share): its messages and bytes, left out of the
+   * queue-full low mark.
    */
   held(): { messages: number; bytes: number } {
     let messages = 0;
     let bytes = 0;
-    if (this.#holding === 0) return { messages, bytes };
+    if (this.waiting === 0) return { messages, bytes };
     for (const state of this.#byKey.values()) {
-      if (state.holding === 0) continue;
+      if (state.holding === 0 && !state.shareFull) continue;
       messages += state.inFlight;
       bytes += state.bytes;
     }

@@ -1,5 +1,6 @@
 import type { LimitFunction } from 'p-limit';
 import type { PartitionState, Partitions } from '../admission/partitions.js';
+import { concurrencyShare } from '../admission/fair-share.js';
 import type { Delivery } from './delivery.js';
 
 /** Messages a worker runs back to back without yielding, when handlers settle synchronously. */
@@ -25,8 +26,12 @@ export type Step = (delivery: Delivery, free: (done: boolean) => void) => void;
  * Fairness: partitions with runnable messages take turns, and while
  * several partitions have work in flight none runs more than its share of
  * the concurrency (the limit divided by the partitions with work in
- * flight, rounded up). A slow partition, or a slow key, cannot fill every
- * slot while others wait.
+ * flight, rounded up). A partition alone with work may go past that, but
+ * past its share of the assignment (the limit divided by the assigned
+ * partitions) only while a slot stays free for every other assigned
+ * partition with nothing running: a slow partition, or a slow key, can
+ * never hold every slot, so another partition's next message always finds
+ * one, and the share rule takes over as the slow handlers end.
  */
 export class Dispatcher {
   readonly #limit: LimitFunction;
@@ -39,6 +44,8 @@ export class Dispatcher {
   #workers = 0;
   /** Workers running a step now. */
   #active = 0;
+  /** Partitions with a step running now. */
+  #runningPartitions = 0;
   /**
    * Set when a worker found runnable messages only in partitions at their
    * share: starting workers is pointless until a step ends, new work
@@ -120,7 +127,13 @@ export class Dispatcher {
   take(): Delivery | undefined {
     if (this.#workers > this.#limit.concurrency) return undefined;
     const ring = this.#ring;
-    const share = Math.ceil(this.#limit.concurrency / Math.max(1, this.#partitions.busy));
+    const concurrency = this.#limit.concurrency;
+    const share = concurrencyShare(concurrency, this.#partitions.busy);
+    const assigned = this.#partitions.size;
+    const strictShare = concurrencyShare(concurrency, assigned);
+    // Slots free once this take is done, and partitions with nothing running.
+    const freeAfter = concurrency - this.#active - 1;
+    const idle = assigned - this.#runningPartitions;
     for (let tries = ring.length; tries > 0 && ring.length > 0; tries -= 1) {
       if (this.#cursor >= ring.length) this.#cursor = 0;
       const state = ring[this.#cursor]!;
@@ -128,11 +141,15 @@ export class Dispatcher {
         this.#leave(state);
         continue;
       }
-      if (state.running >= share) {
+      if (
+        state.running >= strictShare &&
+        (state.running >= share || freeAfter < idle - (state.running === 0 ? 1 : 0))
+      ) {
         this.#cursor += 1;
         continue;
       }
       const delivery = state.lanes.take()!;
+      if (state.running === 0) this.#runningPartitions += 1;
       state.running += 1;
       delivery.working = true;
       this.#active += 1;
@@ -155,6 +172,7 @@ export class Dispatcher {
   released(delivery: Delivery, done: boolean): void {
     const state = delivery.state;
     state.running -= 1;
+    if (state.running === 0) this.#runningPartitions -= 1;
     delivery.working = false;
     this.#active -= 1;
     this.#blocked = false;

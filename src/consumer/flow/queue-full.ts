@@ -9,12 +9,13 @@ import type { FlowController } from './controller.js';
  * low mark.
  *
  * Work of partitions held at a failure (a dead letter that cannot be
- * written, a message retried without a DLQ) waits for that failure, not for
- * capacity. Counted like the rest it kept queue-full, and so every other
- * partition, paused until the failure cleared, with admission waiting for a
- * drain that could not come. So the low mark applies to the capacity the
- * held work leaves, and to the work that can drain. Admission still counts
- * everything: the in-flight bound holds.
+ * written, a message retried without a DLQ), or paused at their share of
+ * the budget because their handlers are slow, waits for that failure or
+ * those handlers, not for capacity. Counted like the rest it kept
+ * queue-full, and so every other partition, paused until it cleared, with
+ * admission waiting for a drain that could not come. So the low mark
+ * applies to the capacity that work leaves, and to the work that can
+ * drain. Admission still counts everything: the in-flight bound holds.
  */
 export class QueueFullTrigger {
   readonly #budget: InFlightBudget;
@@ -46,7 +47,7 @@ export class QueueFullTrigger {
   atLowMark(): boolean {
     const budget = this.#budget;
     // Asked at every release while an admission waits: without held work it is the budget's own low mark.
-    if (this.#partitions.holding === 0) return budget.low();
+    if (this.#partitions.waiting === 0) return budget.low();
     const held = this.#partitions.held();
     const fraction = this.#resumeThreshold;
     return (

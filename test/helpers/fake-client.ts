@@ -1,0 +1,127 @@
+import type {
+  ClientHooks,
+  ClientRun,
+  CommitOffset,
+  ConsumerClient,
+  FetchedBatch,
+  RawMessage,
+} from '../../src/consumer/kafka/port.js';
+import type { TopicPartition } from '../../src/shared/topic-partition.js';
+
+/** A record for {@link FakeClient.deliver}: offsets follow on from the partition's last one. */
+export interface FakeRecord {
+  readonly key?: string | null;
+  readonly value?: string;
+  readonly timestamp?: number;
+}
+
+const tp = (topic: string, partition: number) => `${topic}|${partition}`;
+
+/**
+ * A second implementation of the client port, for driving the consumer's
+ * core deterministically: the test decides what is assigned, what each
+ * fetch returns, when a rebalance starts and whether commits are
+ * confirmed. Offsets are numbered per partition from 0.
+ */
+export class FakeClient implements ConsumerClient {
+  #hooks: ClientHooks | undefined;
+  #run: ClientRun | undefined;
+  readonly #next = new Map<string, number>();
+  /** Offsets resolved by the core, per partition: where the next fetch would start. */
+  readonly resolved = new Map<string, number>();
+  /** Every commit the core sent, in order. */
+  readonly commits: CommitOffset[][] = [];
+  /** The last committed offset per partition (`topic|partition`). */
+  readonly committed = new Map<string, number>();
+  readonly paused = new Set<string>();
+  /** Partitions assigned now. */
+  assignment: TopicPartition[] = [];
+  /** While true, heartbeats answer that the group is rebalancing. */
+  rebalancing = false;
+  /** While false, commits resolve without being confirmed (the client was not running). */
+  confirmCommits = true;
+  disconnected = false;
+  heartbeats = 0;
+
+  async start(run: ClientRun): Promise<void> {
+    this.#run = run;
+    this.#hooks = run.hooks;
+    await Promise.resolve();
+  }
+
+  get hooks(): ClientHooks {
+    if (this.#hooks === undefined) throw new Error('FakeClient: start() has not run');
+    return this.#hooks;
+  }
+
+  get partitionsConsumedConcurrently(): number {
+    return this.#run?.partitionsConsumedConcurrently ?? 0;
+  }
+
+  assign(groupId: string, partitions: readonly TopicPartition[]): void {
+    this.assignment = [...partitions];
+    this.hooks.assigned(groupId, partitions);
+  }
+
+  /**
+   * Hands the core one batch of `records` for the partition, as a fetch
+   * would, and resolves when the core's batch handler returns.
+   */
+  deliver(
+    topic: string,
+    partition: number,
+    records: readonly FakeRecord[] | number,
+    options: { highWatermark?: number } = {},
+  ): Promise<void> {
+    const key = tp(topic, partition);
+    const list =
+      typeof records === 'number' ? Array.from({ length: records }, () => ({})) : records;
+    const first = this.#next.get(key) ?? 0;
+    const messages: RawMessage[] = list.map((r, i) => ({
+      offset: String(first + i),
+      key: r.key === undefined || r.key === null ? null : Buffer.from(r.key),
+      value: Buffer.from(r.value ?? `v${first + i}`),
+      headers: {},
+      timestamp: String(r.timestamp ?? Date.now()),
+    }));
+    const last = first + list.length - 1;
+    this.#next.set(key, last + 1);
+    const batch: FetchedBatch = {
+      topic,
+      partition,
+      highWatermark: options.highWatermark ?? last + 1,
+      messages,
+      lastOffset: last,
+      resolve: (offset) => {
+        const value = Number(offset);
+        if (value > (this.resolved.get(key) ?? -1)) this.resolved.set(key, value);
+      },
+      active: () => this.assignment.some((a) => a.topic === topic && a.partition === partition),
+      heartbeat: () => {
+        this.heartbeats += 1;
+        return Promise.resolve(this.rebalancing ? 'rebalancing' : 'ok');
+      },
+    };
+    return this.hooks.batch(batch);
+  }
+
+  pause(partitions: readonly TopicPartition[]): void {
+    for (const p of partitions) this.paused.add(tp(p.topic, p.partition));
+  }
+
+  resume(partitions: readonly TopicPartition[]): void {
+    for (const p of partitions) this.paused.delete(tp(p.topic, p.partition));
+  }
+
+  commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]> {
+    this.commits.push([...offsets]);
+    if (!this.confirmCommits) return Promise.resolve([]);
+    for (const o of offsets) this.committed.set(tp(o.topic, o.partition), Number(o.offset));
+    return Promise.resolve(offsets);
+  }
+
+  disconnect(): Promise<void> {
+    this.disconnected = true;
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,417 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BackpressureConsumer } from '../../src/consumer/backpressure-consumer.js';
+import type { BackpressureConsumerOptions, InboundMessage } from '../../src/consumer/options.js';
+import type { ProducerRecord } from 'kafkajs';
+import { FakeClient } from '../helpers/fake-client.js';
+
+/**
+ * The consumer's core driven through the client port by a fake client and
+ * fake timers: every interleaving below is decided by the test, and the
+ * whole file runs in milliseconds. The real-broker tests remain the proof
+ * of the guarantees; these pin down the core's decisions.
+ */
+
+const clock = { now: () => Date.now() };
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: 1_000_000 });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const tick = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
+
+/** Handler calls the test settles by hand, by `partition:offset`. */
+class Gates {
+  readonly open = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
+  readonly calls: string[] = [];
+
+  handler = (message: InboundMessage<unknown>): Promise<void> => {
+    const id = `${message.partition}:${message.offset}`;
+    this.calls.push(id);
+    return new Promise((resolve, reject) => this.open.set(id, { resolve, reject }));
+  };
+
+  release(id: string): void {
+    const gate = this.open.get(id);
+    if (gate === undefined) throw new Error(`no open call ${id}`);
+    this.open.delete(id);
+    gate.resolve();
+  }
+
+  releaseAll(partition?: number): void {
+    for (const id of [...this.open.keys()]) {
+      if (partition === undefined || id.startsWith(`${partition}:`)) this.release(id);
+    }
+  }
+
+  running(partition: number): number {
+    return [...this.open.keys()].filter((id) => id.startsWith(`${partition}:`)).length;
+  }
+}
+
+async function started(
+  options: Partial<BackpressureConsumerOptions<Buffer | null>> &
+    Pick<BackpressureConsumerOptions<Buffer | null>, 'handler'>,
+  partitions = 1,
+) {
+  const client = new FakeClient();
+  const consumer = new BackpressureConsumer(client, {
+    topics: ['t'],
+    clock,
+    circuitBreaker: false,
+    commitIntervalMs: 60_000,
+    ...options,
+  });
+  await consumer.start();
+  client.assign(
+    'g',
+    Array.from({ length: partitions }, (_, partition) => ({ topic: 't', partition })),
+  );
+  return { client, consumer };
+}
+
+function keyed(n: number, prefix = 'k'): { key: string }[] {
+  return Array.from({ length: n }, (_, i) => ({ key: `${prefix}${i}` }));
+}
+
+describe('consumer core with a fake client: offsets', () => {
+  it('commits only the contiguous done prefix when messages finish out of order', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 10,
+      handler: gates.handler,
+    });
+    await client.deliver('t', 0, 10);
+    await tick();
+    expect(gates.open.size).toBe(10);
+    for (let o = 5; o < 10; o += 1) gates.release(`0:${o}`);
+    await tick();
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(0);
+    for (let o = 0; o < 5; o += 1) gates.release(`0:${o}`);
+    await tick();
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(10);
+    // Every offset was resolved to the client at admission, before any finished.
+    expect(client.resolved.get('t|0')).toBe(9);
+    await consumer.close();
+  });
+
+  it('keeps a position unconfirmed when the client skips the commit, and sends it again', async () => {
+    const { client, consumer } = await started({ handler: () => undefined });
+    await client.deliver('t', 0, 3);
+    await tick();
+    client.confirmCommits = false;
+    await consumer.commit();
+    expect(consumer.partitions()[0]!.committedOffset).toBeUndefined();
+    client.confirmCommits = true;
+    await consumer.commit();
+    expect(consumer.partitions()[0]!.committedOffset).toBe(3);
+    expect(client.commits.length).toBe(2);
+    await consumer.close();
+  });
+});
+
+describe.each(['partition', 'key', 'unordered'] as const)(
+  'consumer core with a fake client: fairness in %s ordering',
+  (ordering) => {
+    it('a slow partition never takes more than its share of the concurrency while another has work', async () => {
+      const gates = new Gates();
+      let fastDone = 0;
+      let slowWhileFast = 0;
+      const { client, consumer } = await started(
+        {
+          ordering,
+          concurrency: 4,
+          handler: (message) => {
+            if (message.partition === 0) return gates.handler(message);
+            fastDone += 1;
+            slowWhileFast = Math.max(slowWhileFast, gates.running(0));
+            return Promise.resolve();
+          },
+        },
+        2,
+      );
+      await client.deliver('t', 0, keyed(40));
+      await client.deliver('t', 1, keyed(40));
+      await tick();
+      // Partition 1 finished everything while partition 0's handlers hang,
+      // and partition 0 never ran more than its share meanwhile.
+      expect(fastDone).toBe(40);
+      expect(slowWhileFast).toBeGreaterThan(0);
+      expect(slowWhileFast).toBeLessThanOrEqual(ordering === 'partition' ? 1 : 2);
+      // With nobody else having work, partition 0 may use more than its
+      // share, but one slot stays free for the other assigned partition.
+      expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 3);
+      while (gates.open.size > 0) {
+        gates.releaseAll();
+        await tick();
+      }
+      await consumer.commit();
+      expect(client.committed.get('t|0')).toBe(40);
+      expect(client.committed.get('t|1')).toBe(40);
+      await consumer.close();
+    });
+
+    it('a slow partition holds at most its share of a contended in-flight budget, and pauses rather than starve others', async () => {
+      const gates = new Gates();
+      let fastDone = 0;
+      const { client, consumer } = await started(
+        {
+          ordering,
+          concurrency: 4,
+          maxInFlight: 20,
+          handler: (message) => {
+            if (message.partition === 0) return gates.handler(message);
+            fastDone += 1;
+            return Promise.resolve();
+          },
+        },
+        2,
+      );
+      const slow = client.deliver('t', 0, keyed(60));
+      await tick(1000);
+      await slow;
+      // Its share is 10 of 20 (plus the one admitted at the low mark); it
+      // waited briefly in place, then paused.
+      expect(consumer.inFlight).toBeLessThanOrEqual(11);
+      expect(consumer.partitions().find((p) => p.partition === 0)!.reasons).toContain(
+        'partition-full',
+      );
+      expect(client.paused.has('t|0')).toBe(true);
+      const fast = client.deliver('t', 1, keyed(60));
+      await tick(1000);
+      await fast;
+      expect(fastDone).toBe(60);
+      // The pause ends once a chunk of the partition's own work is done.
+      while (gates.open.size > 0) {
+        gates.releaseAll();
+        await tick();
+      }
+      expect(consumer.inFlight).toBe(0);
+      expect(client.paused.has('t|0')).toBe(false);
+      await consumer.close({ drainTimeoutMs: 0 });
+    });
+  },
+);
+
+describe('consumer core with a fake client: ordering', () => {
+  it('runs one message per key at a time in key ordering, keys side by side', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'key',
+      concurrency: 10,
+      handler: gates.handler,
+    });
+    await client.deliver('t', 0, [{ key: 'a' }, { key: 'a' }, { key: 'b' }, { key: 'a' }]);
+    await tick();
+    expect([...gates.open.keys()].sort()).toEqual(['0:0', '0:2']);
+    gates.release('0:0');
+    await tick();
+    expect([...gates.open.keys()].sort()).toEqual(['0:1', '0:2']);
+    gates.releaseAll();
+    await tick();
+    gates.releaseAll();
+    await tick();
+    expect(gates.calls).toEqual(['0:0', '0:2', '0:1', '0:3']);
+    await consumer.close();
+  });
+});
+
+describe('consumer core with a fake client: failures', () => {
+  function dlqProducer() {
+    const sent: ProducerRecord[] = [];
+    return {
+      sent,
+      producer: { send: (record: ProducerRecord) => (sent.push(record), Promise.resolve([])) },
+    };
+  }
+
+  it('opens the circuit on an outage, makes no call while open, probes once, and dead-letters nothing', async () => {
+    let down = true;
+    let calls = 0;
+    let callsWhileOpen = 0;
+    let handled = 0;
+    const dlq = dlqProducer();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 4,
+      circuitBreaker: {
+        volumeThreshold: 5,
+        errorThresholdPercentage: 50,
+        resetTimeoutMs: 1000,
+        rollingCountTimeoutMs: 10_000,
+      },
+      retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 50 },
+      deadLetter: { producer: dlq.producer },
+      handler: () => {
+        calls += 1;
+        if (consumer.circuitState === 'open') callsWhileOpen += 1;
+        if (down) return Promise.reject(new Error('downstream refused'));
+        handled += 1;
+        return Promise.resolve();
+      },
+    });
+    const states: string[] = [];
+    consumer.on('circuit.open', () => states.push('open'));
+    consumer.on('circuit.half-open', () => states.push('half-open'));
+    consumer.on('circuit.closed', () => states.push('closed'));
+    await client.deliver('t', 0, 20);
+    await tick(200);
+    expect(consumer.circuitState).toBe('open');
+    expect(client.paused.has('t|0')).toBe(true);
+    const before = calls;
+    await tick(500);
+    expect(calls).toBe(before);
+    down = false;
+    await tick(1000);
+    await tick(100);
+    expect(states).toEqual(['open', 'half-open', 'closed']);
+    expect(handled).toBe(20);
+    expect(callsWhileOpen).toBe(0);
+    expect(dlq.sent).toEqual([]);
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(20);
+    await consumer.close();
+  });
+
+  it('dead-letters a poison message after its attempts while the others succeed, and commits past it', async () => {
+    const dlq = dlqProducer();
+    const retries: number[] = [];
+    const { client, consumer } = await started({
+      ordering: 'partition',
+      circuitBreaker: { volumeThreshold: 100 },
+      retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 50 },
+      deadLetter: { producer: dlq.producer },
+      handler: (message) =>
+        message.offset === '3' ? Promise.reject(new Error('poison')) : Promise.resolve(),
+    });
+    consumer.on('message.retry', (e) => retries.push(e.attempt));
+    await client.deliver('t', 0, 10);
+    await tick(500);
+    expect(retries).toEqual([1, 2]);
+    expect(dlq.sent).toHaveLength(1);
+    expect(dlq.sent[0]!.topic).toBe('t.dlq');
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(10);
+    await consumer.close();
+  });
+
+  it('times out a handler that never settles and aborts its signal', async () => {
+    const aborted: unknown[] = [];
+    let calls = 0;
+    const dlq = dlqProducer();
+    const { client, consumer } = await started({
+      handlerTimeoutMs: 100,
+      retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 10 },
+      deadLetter: { producer: dlq.producer },
+      handler: (_message, context) => {
+        calls += 1;
+        context.signal.addEventListener('abort', () => aborted.push(context.signal.reason));
+        return new Promise(() => undefined);
+      },
+    });
+    await client.deliver('t', 0, 1);
+    await tick(500);
+    expect(calls).toBe(2);
+    expect(aborted.map((e) => (e as Error).name)).toEqual([
+      'HandlerTimeoutError',
+      'HandlerTimeoutError',
+    ]);
+    expect(dlq.sent).toHaveLength(1);
+    await consumer.close();
+  });
+});
+
+describe('consumer core with a fake client: rebalances and close', () => {
+  it('drops a revoked partition’s work: it is never committed by this member', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started(
+      { ordering: 'unordered', concurrency: 10, handler: gates.handler },
+      2,
+    );
+    const rebalances: { revoked: number; dropped: number }[] = [];
+    consumer.on('group.rebalance', (e) => {
+      if (e.phase === 'assigned')
+        rebalances.push({ revoked: e.revoked.length, dropped: e.dropped });
+    });
+    await client.deliver('t', 0, 3);
+    await client.deliver('t', 1, 3);
+    await tick();
+    client.assign('g', [{ topic: 't', partition: 1 }]);
+    expect(rebalances).toEqual([{ revoked: 1, dropped: 3 }]);
+    const commitsBefore = client.commits.length;
+    gates.releaseAll();
+    await tick();
+    await consumer.commit();
+    const later = client.commits.slice(commitsBefore).flat();
+    expect(later.some((o) => o.partition === 0)).toBe(false);
+    expect(client.committed.get('t|1')).toBe(3);
+    expect(consumer.inFlight).toBe(0);
+    await consumer.close();
+  });
+
+  it('drains in-flight work and commits it before the client rejoins', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 2,
+      maxInFlight: 2,
+      rebalanceDrainTimeoutMs: 5000,
+      handler: gates.handler,
+    });
+    const phases: string[] = [];
+    consumer.on('group.rebalance', (e) => phases.push(e.phase));
+    let returned = false;
+    const batch = client.deliver('t', 0, 5).then(() => (returned = true));
+    await tick();
+    expect(gates.open.size).toBe(2);
+    client.rebalancing = true;
+    await tick(600);
+    expect(phases).toContain('draining');
+    expect(returned).toBe(false);
+    gates.releaseAll();
+    await tick(600);
+    await batch;
+    expect(client.committed.get('t|0')).toBe(2);
+    // Admission stopped: the rest is fetched again after the rejoin.
+    expect(gates.calls).toEqual(['0:0', '0:1']);
+    await consumer.close();
+  });
+
+  it('close waits for in-flight work, commits it and disconnects', async () => {
+    const { client, consumer } = await started({
+      handler: () => new Promise<void>((resolve) => setTimeout(resolve, 50)),
+    });
+    await client.deliver('t', 0, 2);
+    await tick();
+    const closing = consumer.close();
+    await tick(200);
+    await closing;
+    expect(consumer.state).toBe('closed');
+    expect(client.committed.get('t|0')).toBe(2);
+    expect(client.disconnected).toBe(true);
+  });
+
+  it('close gives up after its drain timeout: the handler’s signal aborts and the offset is not committed', async () => {
+    let signal: AbortSignal | undefined;
+    const { client, consumer } = await started({
+      handler: (_message, context) => {
+        signal = context.signal;
+        return new Promise<void>(() => undefined);
+      },
+    });
+    await client.deliver('t', 0, 1);
+    await tick();
+    const closing = consumer.close({ drainTimeoutMs: 100 });
+    await tick(150);
+    await closing;
+    expect(signal?.aborted).toBe(true);
+    expect((signal?.reason as { code?: string }).code).toBe('ERR_DRAIN_TIMEOUT');
+    expect(client.committed.get('t|0')).toBe(0);
+    expect(consumer.state).toBe('closed');
+  });
+});
