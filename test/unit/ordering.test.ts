@@ -1,271 +1,434 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Lanes, laneKeyOf, type LaneItem } from '../../src/consumer/dispatch/lanes.js';
+import { Fifo, LaneQueue, laneKeyOf, type LaneItem } from '../../src/consumer/dispatch/lanes.js';
+import type { OrderingMode } from '../../src/consumer/options.js';
 
 interface Item extends LaneItem {
   readonly id: number;
 }
 
-function recordingLanes(): { lanes: Lanes<Item>; started: Item[] } {
-  const started: Item[] = [];
-  const lanes = new Lanes<Item>((item) => started.push(item));
-  return { lanes, started };
+const item = (id: number, laneKey = 'a'): Item => ({ id, laneKey });
+
+/** Takes every message allowed to run now. */
+function takeAll<T extends LaneItem>(lanes: LaneQueue<T>): T[] {
+  const taken: T[] = [];
+  for (let next = lanes.take(); next !== undefined; next = lanes.take()) taken.push(next);
+  return taken;
 }
+
+const ids = (items: readonly Item[]): number[] => items.map((i) => i.id);
 
 describe('laneKeyOf', () => {
   const key = (s: string): Buffer => Buffer.from(s);
 
-  describe("'partition' mode", () => {
-    it('has one lane per topic-partition, whatever the key', () => {
-      expect(laneKeyOf('partition', 't', 0, key('a'))).toBe(
-        laneKeyOf('partition', 't', 0, key('b')),
-      );
-      expect(laneKeyOf('partition', 't', 0, null)).toBe(laneKeyOf('partition', 't', 0, key('a')));
-      expect(laneKeyOf('partition', 't', 0, null)).not.toBe(laneKeyOf('partition', 't', 1, null));
-      expect(laneKeyOf('partition', 't', 0, null)).not.toBe(laneKeyOf('partition', 'u', 0, null));
-    });
-
-    it('does not confuse topic and partition digits', () => {
-      expect(laneKeyOf('partition', 't1', 1, null)).not.toBe(laneKeyOf('partition', 't', 11, null));
-    });
+  it('gives equal keys the same lane and different keys different lanes', () => {
+    expect(laneKeyOf(key('a'))).toBe(laneKeyOf(key('a')));
+    expect(laneKeyOf(key('a'))).not.toBe(laneKeyOf(key('b')));
   });
 
-  describe("'key' mode", () => {
-    it('has one lane per key within a partition', () => {
-      expect(laneKeyOf('key', 't', 0, key('a'))).toBe(laneKeyOf('key', 't', 0, key('a')));
-      expect(laneKeyOf('key', 't', 0, key('a'))).not.toBe(laneKeyOf('key', 't', 0, key('b')));
-      // The same key on another partition or topic is another lane.
-      expect(laneKeyOf('key', 't', 0, key('a'))).not.toBe(laneKeyOf('key', 't', 1, key('a')));
-      expect(laneKeyOf('key', 't', 0, key('a'))).not.toBe(laneKeyOf('key', 'u', 0, key('a')));
-    });
-
-    it('gives the null key a lane of its own, distinct from every real key', () => {
-      const nullLane = laneKeyOf('key', 't', 0, null);
-      expect(nullLane).toBe(laneKeyOf('key', 't', 0, null));
-      for (const k of ['', '∅', 'null', '|∅', 'k']) {
-        expect(laneKeyOf('key', 't', 0, key(k))).not.toBe(nullLane);
-      }
-      expect(laneKeyOf('key', 't', 0, Buffer.alloc(0))).not.toBe(nullLane);
-    });
-
-    it('keeps binary keys that are not valid UTF-8 distinct', () => {
-      const keys = [
-        Buffer.from([0xff]),
-        Buffer.from([0xfe]),
-        Buffer.from([0xc3, 0xbf]), // 'ÿ' in UTF-8
-        Buffer.from([0x80]),
-        Buffer.from([0x00]),
-        Buffer.from([0x00, 0x00]),
-        Buffer.from([0xef, 0xbf, 0xbd]), // U+FFFD, what a lossy UTF-8 decode would give
-      ];
-      const lanes = new Set(keys.map((k) => laneKeyOf('key', 't', 0, k)));
-      expect(lanes.size).toBe(keys.length);
-    });
-
-    it('never differs from a partition lane key only by a coincidence of strings', () => {
-      // A key lane is not the partition lane of another partition.
-      expect(laneKeyOf('key', 't', 1, key(''))).not.toBe(laneKeyOf('partition', 't', 1, null));
-    });
-
-    it('property: distinct byte strings give distinct lanes, equal ones the same lane', () => {
-      fc.assert(
-        fc.property(fc.uint8Array({ maxLength: 16 }), fc.uint8Array({ maxLength: 16 }), (a, b) => {
-          const same = Buffer.from(a).equals(Buffer.from(b));
-          const laneA = laneKeyOf('key', 'topic', 3, Buffer.from(a));
-          const laneB = laneKeyOf('key', 'topic', 3, Buffer.from(b));
-          expect(laneA === laneB).toBe(same);
-        }),
-      );
-    });
+  it('gives the null key (and undefined) a lane of its own, distinct from every real key', () => {
+    const nullLane = laneKeyOf(null);
+    expect(laneKeyOf(undefined)).toBe(nullLane);
+    for (const k of ['', '∅', 'null', 'undefined', '\u2205']) {
+      expect(laneKeyOf(key(k))).not.toBe(nullLane);
+    }
+    expect(laneKeyOf(Buffer.alloc(0))).not.toBe(nullLane);
+    // The marker's own code point, written as UTF-16 bytes, is still a key.
+    expect(laneKeyOf(Buffer.from([0x05, 0x22]))).not.toBe(nullLane);
+    expect(laneKeyOf(Buffer.from([0x22, 0x05]))).not.toBe(nullLane);
   });
 
-  describe("'unordered' mode", () => {
-    it('has no lane at all', () => {
-      expect(laneKeyOf('unordered', 't', 0, key('a'))).toBeUndefined();
-      expect(laneKeyOf('unordered', 't', 0, null)).toBeUndefined();
-    });
+  it('keeps binary keys that are not valid UTF-8 distinct', () => {
+    const keys = [
+      Buffer.from([0xff]),
+      Buffer.from([0xfe]),
+      Buffer.from([0xc3, 0xbf]), // 'ÿ' in UTF-8
+      Buffer.from([0x80]),
+      Buffer.from([0x00]),
+      Buffer.from([0x00, 0x00]),
+      Buffer.from([0xef, 0xbf, 0xbd]), // U+FFFD, what a lossy UTF-8 decode would give
+    ];
+    const lanes = new Set(keys.map((k) => laneKeyOf(k)));
+    expect(lanes.size).toBe(keys.length);
+  });
+
+  it('property: distinct byte strings give distinct lanes, equal ones the same lane, none the null lane', () => {
+    const nullLane = laneKeyOf(null);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 16 }), fc.uint8Array({ maxLength: 16 }), (a, b) => {
+        const same = Buffer.from(a).equals(Buffer.from(b));
+        const laneA = laneKeyOf(Buffer.from(a));
+        expect(laneA === laneKeyOf(Buffer.from(b))).toBe(same);
+        expect(laneA).not.toBe(nullLane);
+      }),
+    );
   });
 });
 
-describe('Lanes', () => {
-  it('starts the first item of a lane at once', () => {
-    const { lanes, started } = recordingLanes();
-    lanes.push({ id: 1, laneKey: 'a' });
-    expect(started.map((i) => i.id)).toEqual([1]);
-    expect(lanes.activeLanes).toBe(1);
+describe('Fifo', () => {
+  it('gives items back in push order, undefined when empty', () => {
+    const q = new Fifo<number>();
+    expect(q.shift()).toBeUndefined();
+    for (const n of [1, 2, 3]) q.push(n);
+    expect(q.size).toBe(3);
+    expect([q.shift(), q.shift(), q.shift(), q.shift()]).toEqual([1, 2, 3, undefined]);
+    expect(q.size).toBe(0);
   });
 
-  it('runs one item at a time per lane, in push order', () => {
-    const { lanes, started } = recordingLanes();
-    const items = [1, 2, 3].map((id) => ({ id, laneKey: 'a' }));
-    for (const item of items) lanes.push(item);
-    expect(started.map((i) => i.id)).toEqual([1]);
-    lanes.done(items[0]!);
-    expect(started.map((i) => i.id)).toEqual([1, 2]);
-    lanes.done(items[1]!);
-    expect(started.map((i) => i.id)).toEqual([1, 2, 3]);
-    expect(lanes.activeLanes).toBe(1);
-    lanes.done(items[2]!);
-    expect(lanes.activeLanes).toBe(0);
+  it('unshift puts an item in front, whether or not items were taken before', () => {
+    const q = new Fifo<number>();
+    q.push(1);
+    q.push(2);
+    q.unshift(0);
+    expect(q.shift()).toBe(0);
+    // The head has moved: the next unshift reuses the freed slot.
+    q.unshift(9);
+    expect(q.drain()).toEqual([9, 1, 2]);
+    expect(q.size).toBe(0);
   });
 
-  it('take hands the next item of the lane to the caller instead of starting it', () => {
-    const { lanes, started } = recordingLanes();
-    const items = [1, 2, 3].map((id) => ({ id, laneKey: 'a' }));
-    for (const item of items) lanes.push(item);
-    expect(lanes.take(items[0]!)).toBe(items[1]);
-    expect(lanes.take(items[1]!)).toBe(items[2]);
-    expect(started.map((i) => i.id)).toEqual([1]);
-    expect(lanes.take(items[2]!)).toBeUndefined();
-    expect(lanes.activeLanes).toBe(0);
-    // The lane is closed: the next push starts at once again.
-    lanes.push({ id: 4, laneKey: 'a' });
-    expect(started.map((i) => i.id)).toEqual([1, 4]);
+  it('keeps order across its compaction of a long queue', () => {
+    const q = new Fifo<number>();
+    for (let n = 0; n < 2000; n += 1) q.push(n);
+    const out: number[] = [];
+    // Past 1024 taken, with at most twice that held, it compacts: items stay on both sides of the head.
+    for (let i = 0; i < 1500; i += 1) out.push(q.shift()!);
+    for (let n = 2000; n < 2100; n += 1) q.push(n);
+    q.unshift(out.pop()!);
+    out.push(...q.drain());
+    expect(out).toEqual(Array.from({ length: 2100 }, (_, i) => i));
   });
 
-  it('keeps push order across many items, also while the lane compacts its queue', () => {
-    const { lanes, started } = recordingLanes();
-    const count = 5000;
-    const items: Item[] = Array.from({ length: count }, (_, id) => ({ id, laneKey: 'a' }));
-    let current = items[0]!;
-    lanes.push(current);
-    let pushed = 1;
-    const order = [current.id];
-    // Interleave pushes and takes so compaction happens with items on both sides of the head.
-    while (order.length < count) {
-      for (let i = 0; i < 3 && pushed < count; i += 1) lanes.push(items[pushed++]!);
-      const next = lanes.take(current);
-      if (next === undefined) break;
-      order.push(next.id);
-      current = next;
-    }
-    expect(order).toEqual(items.map((i) => i.id));
-    expect(started).toHaveLength(1);
-    expect(lanes.take(current)).toBeUndefined();
-  });
-
-  it('runs different lanes side by side', () => {
-    const { lanes, started } = recordingLanes();
-    lanes.push({ id: 1, laneKey: 'a' });
-    lanes.push({ id: 2, laneKey: 'b' });
-    lanes.push({ id: 3, laneKey: 'a' });
-    lanes.push({ id: 4, laneKey: 'c' });
-    expect(started.map((i) => i.id)).toEqual([1, 2, 4]);
-    expect(lanes.activeLanes).toBe(3);
-  });
-
-  it('a slow lane does not hold another lane back', () => {
-    const { lanes, started } = recordingLanes();
-    const slow = { id: 1, laneKey: 'slow' };
-    lanes.push(slow);
-    lanes.push({ id: 2, laneKey: 'slow' });
-    const fast = [3, 4, 5].map((id) => ({ id, laneKey: 'fast' }));
-    for (const item of fast) lanes.push(item);
-    for (const item of fast) lanes.done(item);
-    expect(started.map((i) => i.id)).toEqual([1, 3, 4, 5]);
-    lanes.done(slow);
-    expect(started.map((i) => i.id)).toEqual([1, 3, 4, 5, 2]);
-  });
-
-  it('starts unordered items (no lane) at once, without counting them as lanes', () => {
-    const { lanes, started } = recordingLanes();
-    lanes.push({ id: 1, laneKey: undefined });
-    lanes.push({ id: 2, laneKey: undefined });
-    lanes.push({ id: 3, laneKey: undefined });
-    expect(started.map((i) => i.id)).toEqual([1, 2, 3]);
-    expect(lanes.activeLanes).toBe(0);
-    lanes.done({ id: 1, laneKey: undefined });
-    expect(started).toHaveLength(3);
-  });
-
-  it('a lane emptied and reused starts its next item at once', () => {
-    const { lanes, started } = recordingLanes();
-    const first = { id: 1, laneKey: 'a' };
-    lanes.push(first);
-    lanes.done(first);
-    expect(lanes.activeLanes).toBe(0);
-    lanes.push({ id: 2, laneKey: 'a' });
-    expect(started.map((i) => i.id)).toEqual([1, 2]);
-  });
-
-  it('done() for a lane with nothing running is a no-op', () => {
-    const { lanes, started } = recordingLanes();
-    lanes.done({ id: 9, laneKey: 'nobody' });
-    expect(started).toEqual([]);
-    expect(lanes.activeLanes).toBe(0);
-  });
-
-  it('property: one at a time per lane, in push order; every item starts exactly once', () => {
-    type Command = { kind: 'push'; lane: number | undefined } | { kind: 'done'; pick: number };
-    const command: fc.Arbitrary<Command> = fc.oneof(
-      fc.record({
-        kind: fc.constant('push' as const),
-        lane: fc.option(fc.nat(4), { nil: undefined, freq: 6 }),
-      }),
-      fc.record({ kind: fc.constant('done' as const), pick: fc.nat() }),
+  it('property: behaves as an array queue', () => {
+    type Op = { op: 'push'; n: number } | { op: 'shift' } | { op: 'unshift'; n: number };
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('push' as const), n: fc.integer() }),
+      fc.record({ op: fc.constant('shift' as const) }),
+      fc.record({ op: fc.constant('unshift' as const), n: fc.integer() }),
     );
-
     fc.assert(
-      fc.property(fc.array(command, { maxLength: 200 }), (commands) => {
-        const pushedPerLane = new Map<string, number[]>();
-        const startedPerLane = new Map<string, number[]>();
-        /** Items started and not done yet. */
-        const running: Item[] = [];
-        const startCount = new Map<number, number>();
-        const lanes = new Lanes<Item>((item) => {
-          startCount.set(item.id, (startCount.get(item.id) ?? 0) + 1);
-          if (item.laneKey !== undefined) {
-            // Never two of a lane at once.
-            expect(running.some((r) => r.laneKey === item.laneKey)).toBe(false);
-            const list = startedPerLane.get(item.laneKey) ?? [];
-            list.push(item.id);
-            startedPerLane.set(item.laneKey, list);
-            // In push order: the n-th start of a lane is its n-th push.
-            expect(item.id).toBe(pushedPerLane.get(item.laneKey)![list.length - 1]);
+      fc.property(fc.array(op, { maxLength: 3000 }), (ops) => {
+        const q = new Fifo<number>();
+        const model: number[] = [];
+        for (const o of ops) {
+          if (o.op === 'push') {
+            q.push(o.n);
+            model.push(o.n);
+          } else if (o.op === 'unshift') {
+            q.unshift(o.n);
+            model.unshift(o.n);
+          } else {
+            expect(q.shift()).toBe(model.shift());
           }
-          running.push(item);
-        });
-
-        let nextId = 0;
-        const pushed: Item[] = [];
-        const step = (cmd: Command): void => {
-          if (cmd.kind === 'push') {
-            const item: Item = {
-              id: nextId,
-              laneKey: cmd.lane === undefined ? undefined : `lane-${cmd.lane}`,
-            };
-            nextId += 1;
-            pushed.push(item);
-            if (item.laneKey !== undefined) {
-              const list = pushedPerLane.get(item.laneKey) ?? [];
-              list.push(item.id);
-              pushedPerLane.set(item.laneKey, list);
-            }
-            lanes.push(item);
-            // An item with no lane, or the first of an idle lane, starts at once.
-            if (item.laneKey === undefined) expect(startCount.get(item.id)).toBe(1);
-          } else if (running.length > 0) {
-            const [item] = running.splice(cmd.pick % running.length, 1);
-            lanes.done(item!);
-          }
-          const busyLanes = new Set(
-            running.flatMap((r) => (r.laneKey === undefined ? [] : [r.laneKey])),
-          );
-          expect(lanes.activeLanes).toBe(busyLanes.size);
-          // A lane with waiting items always has one running: no lane stalls.
-          for (const [lane, ids] of pushedPerLane) {
-            const startedCount = startedPerLane.get(lane)?.length ?? 0;
-            if (ids.length > startedCount) expect(busyLanes.has(lane)).toBe(true);
-          }
-        };
-
-        for (const cmd of commands) step(cmd);
-        // Drain: everything pushed eventually starts, exactly once.
-        while (running.length > 0) step({ kind: 'done', pick: 0 });
-        expect(lanes.activeLanes).toBe(0);
-        for (const item of pushed) expect(startCount.get(item.id)).toBe(1);
+          expect(q.size).toBe(model.length);
+        }
+        expect(q.drain()).toEqual(model);
       }),
-      { numRuns: 300 },
+      { numRuns: 50 },
     );
   });
+});
+
+describe("LaneQueue, 'partition' ordering", () => {
+  it('lets one message run at a time, in push order', () => {
+    const lanes = new LaneQueue<Item>('partition');
+    const items = [1, 2, 3].map((id) => item(id, `key-${id}`));
+    for (const i of items) lanes.push(i);
+    expect(lanes.size).toBe(3);
+    expect(lanes.readyCount).toBe(1);
+    expect(ids(takeAll(lanes))).toEqual([1]);
+    // Out until done: nothing else may run, whatever its key.
+    expect(lanes.hasReady).toBe(false);
+    expect(lanes.size).toBe(2);
+    lanes.done(items[0]!);
+    expect(ids(takeAll(lanes))).toEqual([2]);
+    lanes.done(items[1]!);
+    expect(ids(takeAll(lanes))).toEqual([3]);
+    lanes.done(items[2]!);
+    expect(lanes.hasReady).toBe(false);
+    expect(lanes.size).toBe(0);
+  });
+
+  it('a message pushed while one is out waits for done', () => {
+    const lanes = new LaneQueue<Item>('partition');
+    const first = item(1);
+    lanes.push(first);
+    expect(lanes.take()).toBe(first);
+    lanes.push(item(2));
+    expect(lanes.take()).toBeUndefined();
+    lanes.done(first);
+    expect(lanes.take()?.id).toBe(2);
+  });
+
+  it('requeue lets the message that is out run again before the next', () => {
+    const lanes = new LaneQueue<Item>('partition');
+    const first = item(1);
+    lanes.push(first);
+    lanes.push(item(2));
+    expect(lanes.take()).toBe(first);
+    lanes.requeue(first);
+    expect(lanes.size).toBe(2);
+    expect(lanes.take()).toBe(first);
+    expect(lanes.take()).toBeUndefined();
+    lanes.done(first);
+    expect(lanes.take()?.id).toBe(2);
+  });
+});
+
+describe("LaneQueue, 'key' ordering", () => {
+  it('lets one message per key run at a time, keys side by side', () => {
+    const lanes = new LaneQueue<Item>('key');
+    const a1 = item(1, 'a');
+    const b1 = item(2, 'b');
+    const a2 = item(3, 'a');
+    const c1 = item(4, 'c');
+    const a3 = item(5, 'a');
+    for (const i of [a1, b1, a2, c1, a3]) lanes.push(i);
+    expect(lanes.readyCount).toBe(3);
+    expect(ids(takeAll(lanes))).toEqual([1, 2, 4]);
+    // b and c finishing frees nothing of a.
+    lanes.done(b1);
+    lanes.done(c1);
+    expect(takeAll(lanes)).toEqual([]);
+    lanes.done(a1);
+    expect(ids(takeAll(lanes))).toEqual([3]);
+    lanes.done(a2);
+    expect(ids(takeAll(lanes))).toEqual([5]);
+  });
+
+  it("a key's next message goes behind the keys already ready: keys take turns", () => {
+    const lanes = new LaneQueue<Item>('key');
+    const a1 = item(1, 'a');
+    for (const i of [a1, item(2, 'a'), item(3, 'a'), item(4, 'b'), item(5, 'c')]) lanes.push(i);
+    expect(lanes.take()).toBe(a1);
+    lanes.done(a1);
+    expect(ids(takeAll(lanes))).toEqual([4, 5, 2]);
+  });
+
+  it('a slow key does not hold another key back', () => {
+    const lanes = new LaneQueue<Item>('key');
+    const slow = item(1, 'slow');
+    lanes.push(slow);
+    lanes.push(item(2, 'slow'));
+    expect(lanes.take()).toBe(slow);
+    const fastIds: number[] = [];
+    for (let id = 10; id < 15; id += 1) {
+      lanes.push(item(id, 'fast'));
+      const next = lanes.take()!;
+      fastIds.push(next.id);
+      lanes.done(next);
+    }
+    expect(fastIds).toEqual([10, 11, 12, 13, 14]);
+    expect(lanes.take()).toBeUndefined();
+    lanes.done(slow);
+    expect(lanes.take()?.id).toBe(2);
+  });
+
+  it('the null key is a lane of its own, apart from every real key, binary ones included', () => {
+    const lanes = new LaneQueue<Item>('key');
+    const keys: (Buffer | null)[] = [
+      null,
+      Buffer.from('∅'),
+      Buffer.alloc(0),
+      Buffer.from([0xff]),
+      Buffer.from([0xc3, 0xbf]),
+    ];
+    keys.forEach((k, id) => lanes.push(item(id, laneKeyOf(k))));
+    // A second message of the null key waits behind the first.
+    lanes.push(item(99, laneKeyOf(null)));
+    expect(ids(takeAll(lanes))).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('a lane that emptied lets its next message run at once', () => {
+    const lanes = new LaneQueue<Item>('key');
+    const first = item(1);
+    lanes.push(first);
+    lanes.done(lanes.take()!);
+    lanes.push(item(2));
+    expect(lanes.take()?.id).toBe(2);
+  });
+
+  it('requeue puts the message first, ahead of other keys ready before it', () => {
+    const lanes = new LaneQueue<Item>('key');
+    const a1 = item(1, 'a');
+    lanes.push(a1);
+    lanes.push(item(2, 'a'));
+    lanes.push(item(3, 'b'));
+    expect(lanes.take()).toBe(a1);
+    lanes.requeue(a1);
+    expect(ids(takeAll(lanes))).toEqual([1, 3]);
+    lanes.done(a1);
+    expect(ids(takeAll(lanes))).toEqual([2]);
+  });
+
+  it('done() of a key with no lane is a no-op', () => {
+    const lanes = new LaneQueue<Item>('key');
+    lanes.push(item(1, 'a'));
+    lanes.done(item(9, 'nobody'));
+    expect(lanes.readyCount).toBe(1);
+    expect(lanes.size).toBe(1);
+  });
+});
+
+describe("LaneQueue, 'unordered'", () => {
+  it('lets every message run at once, in push order, whatever its key', () => {
+    const lanes = new LaneQueue<Item>('unordered');
+    const items = [item(1, 'a'), item(2, 'a'), item(3, 'b'), item(4, 'a')];
+    for (const i of items) lanes.push(i);
+    expect(lanes.readyCount).toBe(4);
+    expect(ids(takeAll(lanes))).toEqual([1, 2, 3, 4]);
+    expect(lanes.size).toBe(0);
+    lanes.done(items[0]!);
+    expect(lanes.hasReady).toBe(false);
+  });
+
+  it('requeue puts the message first', () => {
+    const lanes = new LaneQueue<Item>('unordered');
+    const first = item(1);
+    lanes.push(first);
+    lanes.push(item(2));
+    expect(lanes.take()).toBe(first);
+    lanes.requeue(first);
+    expect(ids(takeAll(lanes))).toEqual([1, 2]);
+  });
+});
+
+describe('LaneQueue.clear', () => {
+  it.each<OrderingMode>(['partition', 'key', 'unordered'])(
+    '%s: returns every message held (ready, then waiting), empties the lanes, and frees the one out',
+    (mode) => {
+      const lanes = new LaneQueue<Item>(mode);
+      const items = [item(1, 'a'), item(2, 'b'), item(3, 'a'), item(4, 'b'), item(5, 'c')];
+      for (const i of items) lanes.push(i);
+      const out = lanes.take()!;
+      expect(out.id).toBe(1);
+      const held = lanes.clear();
+      expect(ids(held).sort()).toEqual([2, 3, 4, 5]);
+      expect(lanes.size).toBe(0);
+      expect(lanes.hasReady).toBe(false);
+      // Nothing is out any longer: a new message runs at once, in its old lane too.
+      lanes.push(item(6, 'a'));
+      expect(lanes.take()?.id).toBe(6);
+    },
+  );
+
+  it('key: returns the ready heads before the messages waiting behind them', () => {
+    const lanes = new LaneQueue<Item>('key');
+    for (const i of [item(1, 'a'), item(2, 'a'), item(3, 'b'), item(4, 'b')]) lanes.push(i);
+    expect(ids(lanes.clear())).toEqual([1, 3, 2, 4]);
+  });
+});
+
+describe('LaneQueue property', () => {
+  type Command =
+    | { kind: 'push'; lane: number }
+    | { kind: 'take' }
+    | { kind: 'done'; pick: number }
+    | { kind: 'requeue'; pick: number };
+
+  const command: fc.Arbitrary<Command> = fc.oneof(
+    { arbitrary: fc.record({ kind: fc.constant('push' as const), lane: fc.nat(4) }), weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant('take' as const) }), weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant('done' as const), pick: fc.nat() }), weight: 2 },
+    { arbitrary: fc.record({ kind: fc.constant('requeue' as const), pick: fc.nat() }), weight: 1 },
+  );
+
+  it.each<OrderingMode>(['partition', 'key', 'unordered'])(
+    '%s: per lane one out at a time, in push order; every message taken, and done, exactly once',
+    (mode) => {
+      // The lane a message's order is kept in: the whole partition, its key, or none.
+      const laneOf = (i: Item): string | undefined =>
+        mode === 'partition' ? 'p' : mode === 'key' ? i.laneKey : undefined;
+
+      fc.assert(
+        fc.property(fc.array(command, { maxLength: 200 }), (commands) => {
+          const lanes = new LaneQueue<Item>(mode);
+          const pushedPerLane = new Map<string, number[]>();
+          const firstTakesPerLane = new Map<string, number[]>();
+          /** Taken and not done (requeued ones included: their lane has not moved on). */
+          const out: Item[] = [];
+          const requeued = new Set<number>();
+          const firstTakes = new Map<number, number>();
+          const dones = new Map<number, number>();
+          let nextId = 0;
+          let held = 0;
+
+          const take = (): Item | undefined => {
+            const next = lanes.take();
+            if (next === undefined) return undefined;
+            held -= 1;
+            if (requeued.delete(next.id)) {
+              // A requeued message comes back as it is: still out, already counted.
+              expect(out).toContain(next);
+              return next;
+            }
+            firstTakes.set(next.id, (firstTakes.get(next.id) ?? 0) + 1);
+            const lane = laneOf(next);
+            if (lane !== undefined) {
+              expect(out.some((o) => laneOf(o) === lane)).toBe(false);
+              const taken = firstTakesPerLane.get(lane) ?? [];
+              taken.push(next.id);
+              firstTakesPerLane.set(lane, taken);
+              expect(next.id).toBe(pushedPerLane.get(lane)![taken.length - 1]);
+            }
+            out.push(next);
+            return next;
+          };
+          const finish = (pick: number): void => {
+            const running = out.filter((o) => !requeued.has(o.id));
+            if (running.length === 0) return;
+            const done = running[pick % running.length]!;
+            out.splice(out.indexOf(done), 1);
+            dones.set(done.id, (dones.get(done.id) ?? 0) + 1);
+            lanes.done(done);
+          };
+
+          for (const cmd of commands) {
+            if (cmd.kind === 'push') {
+              const pushed = item(nextId, `k${cmd.lane}`);
+              nextId += 1;
+              held += 1;
+              const lane = laneOf(pushed);
+              if (lane !== undefined) {
+                const list = pushedPerLane.get(lane) ?? [];
+                list.push(pushed.id);
+                pushedPerLane.set(lane, list);
+              }
+              lanes.push(pushed);
+              if (mode === 'unordered') expect(lanes.readyCount).toBe(lanes.size);
+            } else if (cmd.kind === 'take') {
+              take();
+            } else if (cmd.kind === 'done') {
+              finish(cmd.pick);
+            } else {
+              const running = out.filter((o) => !requeued.has(o.id));
+              if (running.length > 0) {
+                const parked = running[cmd.pick % running.length]!;
+                requeued.add(parked.id);
+                held += 1;
+                lanes.requeue(parked);
+                // It goes first.
+                expect(take()).toBe(parked);
+              }
+            }
+            expect(lanes.size).toBe(held);
+          }
+
+          // Drain: no lane stalls; everything pushed is taken and done once.
+          for (let guard = 0; guard <= 2 * nextId + 1; guard += 1) {
+            while (take() !== undefined);
+            if (out.length === 0) break;
+            finish(0);
+          }
+          expect(out).toEqual([]);
+          expect(lanes.size).toBe(0);
+          for (let id = 0; id < nextId; id += 1) {
+            expect(firstTakes.get(id)).toBe(1);
+            expect(dones.get(id)).toBe(1);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    },
+  );
 });
