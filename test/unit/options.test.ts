@@ -156,7 +156,8 @@ describe('resolveOptions', () => {
       expect(o.commitIntervalMs).toBe(5000);
       expect(o.rebalanceDrainTimeoutMs).toBe(10_000);
       expect(o.closeDrainTimeoutMs).toBe(30_000);
-      expect(o.partitionsConsumedConcurrently).toBe(1);
+      // min(8, concurrency): the default concurrency is 16.
+      expect(o.partitionsConsumedConcurrently).toBe(8);
       expect(o.logger).toBe(silentLogger);
       expect(o.clock).toBe(systemClock);
     });
@@ -306,6 +307,20 @@ describe('resolveOptions', () => {
           partitionsConsumedConcurrently: 1000,
         }),
       ).not.toThrow();
+    });
+  });
+
+  describe('partitionsConsumedConcurrently default', () => {
+    it('follows the concurrency up to 8, so key and unordered ordering fill their concurrency without tuning', () => {
+      expect(resolveOptions({ ...base, concurrency: 1 }).partitionsConsumedConcurrently).toBe(1);
+      expect(resolveOptions({ ...base, concurrency: 3 }).partitionsConsumedConcurrently).toBe(3);
+      expect(resolveOptions({ ...base, concurrency: 256 }).partitionsConsumedConcurrently).toBe(8);
+      expect(
+        resolveOptions({
+          ...base,
+          adaptiveConcurrency: { targetLatencyMs: 50, maxConcurrency: 4 },
+        }).partitionsConsumedConcurrently,
+      ).toBe(4);
     });
   });
 

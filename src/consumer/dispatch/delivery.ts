@@ -26,6 +26,8 @@ export class Delivery implements LaneItem {
   deserialized = false;
   /** It failed while the circuit was not closed: its calls no longer count, and it waits behind fresh ones. */
   blamed = false;
+  /** Parked for the circuit without being blamed: counted until it runs again. */
+  waitingForCircuit = false;
   /** When it first failed (consumer clock): others succeeding since tells poison from outage. */
   firstFailureAt: number | undefined = undefined;
 

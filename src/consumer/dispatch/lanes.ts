@@ -126,10 +126,14 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
     return item;
   }
 
-  /** A message that is out may run again (after a wait): it goes first. */
+  /**
+   * A message that is out may run again (after a wait). It joins the back
+   * of the runnable messages: messages woken together (by the circuit, say)
+   * run in the order they were woken.
+   */
   requeue(item: T): void {
     this.#size += 1;
-    this.#ready.unshift(item);
+    this.#ready.push(item);
   }
 
   /** A message that was out is done with: its lane's next message may run. */

@@ -59,6 +59,8 @@ export class Runner {
   readonly observers: AttemptObserver[] = [];
   /** When a handler attempt last succeeded: tells a poison message from an outage. */
   #lastSuccessAt = Number.NEGATIVE_INFINITY;
+  /** Messages not blamed that wait for the circuit, or were woken and have not run yet. */
+  #freshWaiting = 0;
 
   constructor(
     options: ResolvedOptions<unknown>,
@@ -78,6 +80,10 @@ export class Runner {
 
   /** The dispatcher's step (see {@link Step}). */
   readonly step = (d: Delivery, free: (done: boolean) => void): void => {
+    if (d.waitingForCircuit) {
+      d.waitingForCircuit = false;
+      this.#freshWaiting -= 1;
+    }
     try {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
@@ -225,7 +231,11 @@ export class Runner {
       return;
     }
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
-    // Half-open: one probe goes through opossum; the rest are refused and wait.
+    // Half-open: one probe goes through opossum; the rest are refused and
+    // wait. A message that failed while the circuit was not closed probes
+    // only when no other message waits to: otherwise one that always fails
+    // would be the probe every time.
+    if (d.blamed && this.#freshWaiting > 0) return this.#waitForCircuit(d, free);
     let outcome: [boolean, unknown, number, number] | undefined;
     circuit
       .probe(
@@ -327,9 +337,7 @@ export class Runner {
       case 'wait-circuit': {
         if (!refused) d.attempts -= 1;
         if (decision.blame) d.blamed = true;
-        if (refused || circuit.state === 'open') {
-          return this.#park(d, free, circuit.changed({ last: d.blamed }));
-        }
+        if (refused || circuit.state === 'open') return this.#waitForCircuit(d, free);
         return this.#park(d, free, Promise.resolve());
       }
       case 'retry':
@@ -350,6 +358,15 @@ export class Runner {
       case 'hold':
         return this.#park(d, free, this.#holdAndWait(d, failure));
     }
+  }
+
+  /** Parks the message until the circuit changes; blamed messages wake after the others. */
+  #waitForCircuit(d: Delivery, free: (done: boolean) => void): void {
+    if (!d.blamed) {
+      d.waitingForCircuit = true;
+      this.#freshWaiting += 1;
+    }
+    this.#park(d, free, this.#circuit.changed({ last: d.blamed }));
   }
 
   /**
