@@ -153,10 +153,10 @@ describe('Dispatcher', () => {
           violations.push(`p${d.state.partition}: ${d.state.running} > ${share}`);
         }
       };
-      let slow!: PartitionState;
-      const h = harness(concurrency, mode, 3, (d) => (d.state === slow ? 'hold' : 'async'), check);
+      // Partition 0 is the slow one: its steps never end.
+      const slow = (d: Delivery): Behaviour => (d.state.partition === 0 ? 'hold' : 'async');
+      const h = harness(concurrency, mode, 3, slow, check);
       const [a, b, c] = h.states as [PartitionState, PartitionState, PartitionState];
-      slow = a;
       // The slow partition's work arrives first, and distinct keys make all of it runnable.
       h.push(a, 20);
       h.push(b, 50);
