@@ -34,12 +34,13 @@ import type {
   BackpressureConsumerOptions,
   InboundMessage,
 } from '../src/index.js';
-import type {
-  ContenderResult,
-  ContenderSpec,
-  LibraryOptions,
-  MemorySample,
-  MemoryStats,
+import {
+  METRICS_SCRAPE_MS,
+  type ContenderResult,
+  type ContenderSpec,
+  type LibraryOptions,
+  type MemorySample,
+  type MemoryStats,
 } from './lib/plan.js';
 
 type LibraryModule = typeof import('../src/index.js');
@@ -132,6 +133,13 @@ const kafka = new Kafka({
 function newConsumer(): Consumer {
   // Same KafkaJS consumer settings (its defaults) for every contender.
   const consumer = kafka.consumer({ groupId: spec.groupId });
+  // What reached KafkaJS, so a contender that leaves the option unset shows
+  // the value the library chose.
+  const run = consumer.run.bind(consumer);
+  consumer.run = (config) => {
+    extra['partitionsConsumedConcurrently'] = config?.partitionsConsumedConcurrently ?? 1;
+    return run(config);
+  };
   // Fetch round trips inside the measured window: a fetch that waits out
   // maxWaitTimeInMs (the broker's long poll) shows up as a slow fetch.
   let fetches = 0;
@@ -245,10 +253,12 @@ function libraryOptions(
 
 async function startLibrary(
   handler: (message: InboundMessage) => Promise<void>,
+  beforeStart?: (lib: BackpressureConsumer, module: LibraryModule) => Promise<void>,
 ): Promise<{ lib: BackpressureConsumer; consumer: Consumer }> {
-  const { BackpressureConsumer } = await loadLibrary();
+  const module = await loadLibrary();
   const consumer = newConsumer();
-  const lib = new BackpressureConsumer(consumer, libraryOptions(handler));
+  const lib = new module.BackpressureConsumer(consumer, libraryOptions(handler));
+  if (beforeStart) await beforeStart(lib, module);
   lib.on('consumer.error', ({ error, during }) => {
     extra['errors'] = Number(extra['errors'] ?? 0) + 1;
     extra['lastError'] = `${during}: ${error.message}`;
@@ -259,15 +269,130 @@ async function startLibrary(
 }
 
 async function runLibrary(): Promise<() => Promise<void>> {
-  const { lib } = await startLibrary(handle);
+  let metrics: Metrics | undefined;
+  const { lib } = await startLibrary(handle, async (lib, module) => {
+    if (spec.contender.metrics) metrics = await registerMetrics(lib, module);
+  });
   let queueFull = 0;
   lib.on('queue.full', () => (queueFull += 1));
   return async () => {
     extra['peakInFlight'] = lib.peakInFlight;
     extra['peakInFlightBytes'] = lib.peakInFlightBytes;
     extra['queueFullEvents'] = queueFull;
+    if (metrics) await metrics.stop();
     await lib.close({ drainTimeoutMs: 1000 });
   };
+}
+
+interface Metrics {
+  /** Stops scraping, and checks a last scrape against the meter (outside the window). */
+  stop(): Promise<void>;
+}
+
+/**
+ * What a service does: registers the consumer's metrics on its own registry
+ * and lets Prometheus scrape it on a fixed cadence. The cadence starts with
+ * the consumer, not with the first message, so scrapes fall wherever they
+ * fall in the measured window; the run notes how many did and their time.
+ */
+async function registerMetrics(lib: BackpressureConsumer, module: LibraryModule): Promise<Metrics> {
+  const client = await import('prom-client');
+  const registry = new client.Registry();
+  const registration = module.registerMetrics(registry, { consumers: [lib] }, { client });
+  extra['metricsRegistered'] = registration.names.length;
+  let scrapes = 0;
+  let scrapeMs = 0;
+  const scrape = async (): Promise<void> => {
+    const t = performance.now();
+    await registry.metrics();
+    if (meter.started && !meter.finished && t >= meter.first) {
+      scrapes += 1;
+      scrapeMs += performance.now() - t;
+    }
+  };
+  const timer = setInterval(() => void scrape(), METRICS_SCRAPE_MS);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      extra['scrapesInWindow'] = scrapes;
+      extra['scrapeMsInWindow'] = Math.round(scrapeMs * 10) / 10;
+      // Proof that the metrics saw the run: the counter and the histogram
+      // should match the meter, give or take the messages still settling
+      // (the meter counts inside the handler, the library after it).
+      const text = await registry.metrics();
+      extra['metricsConsumed'] = sumSeries(text, 'kafka_messages_consumed_total');
+      extra['metricsHandlerCalls'] = sumSeries(
+        text,
+        'kafka_consumer_handler_duration_seconds_count',
+      );
+    },
+  };
+}
+
+/** Sum of every series of one metric in Prometheus text format. */
+function sumSeries(text: string, name: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return sum;
+}
+
+// ------------------------------------------------------------------ fairness scenario
+
+/**
+ * Partition 0's handler takes `slowMs` per message when the contender is the
+ * slow one; every other handler is a no-op. Only the messages of the other
+ * partitions are counted: the run measures what the slow partition costs
+ * them.
+ */
+async function runFairness(): Promise<() => Promise<void>> {
+  const f = spec.fairness!;
+  const slow = spec.contender.slowPartition === true;
+  const done = Array.from({ length: f.partitions }, () => 0);
+  let slowActive = 0;
+  let slowPeak = 0;
+  let slowSum = 0;
+  let slowSamples = 0;
+  const handler = async (message: InboundMessage): Promise<void> => {
+    if (message.partition === 0) {
+      if (slow) {
+        slowActive += 1;
+        if (slowActive > slowPeak) slowPeak = slowActive;
+        try {
+          await sleep(f.slowMs);
+        } finally {
+          slowActive -= 1;
+        }
+      }
+      done[0] = done[0]! + 1;
+      return;
+    }
+    done[message.partition] = (done[message.partition] ?? 0) + 1;
+    meter.hit();
+  };
+  // How many of the concurrency slots partition 0 holds while the others run.
+  const share = setInterval(() => {
+    if (!meter.started || meter.finished) return;
+    slowSum += slowActive;
+    slowSamples += 1;
+  }, 50);
+  const { lib } = await startLibrary(handler);
+  void meter.done.then(() => {
+    clearInterval(share);
+    const others = done.slice(1);
+    extra['partition0Done'] = done[0]!;
+    extra['othersDone'] = others.reduce((a, b) => a + b, 0);
+    extra['slowestOtherPartitionDone'] = Math.min(...others);
+    extra['partition0PeakActive'] = slowPeak;
+    extra['partition0MeanActive'] =
+      slowSamples > 0 ? Math.round((slowSum / slowSamples) * 10) / 10 : 0;
+    extra['peakInFlight'] = lib.peakInFlight;
+  });
+  // Partition 0's handlers may still be sleeping: close does not wait for them.
+  return () => lib.close({ drainTimeoutMs: 500 });
 }
 
 // ------------------------------------------------------------------ reaction scenarios
@@ -605,6 +730,7 @@ async function main(): Promise<void> {
     'kafkajs-message': runKafkaMessage,
     'kafkajs-naive-queue': runNaiveQueue,
     library: runLibrary,
+    'library-fairness': runFairness,
     'library-latency-jump': runLatencyJump,
     'library-breaker': runBreaker,
     'kafkajs-producer': runKafkaProducer,

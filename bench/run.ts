@@ -5,6 +5,7 @@
  *   npm run bench                                # every scenario, 3 rounds
  *   npm run bench -- --scenario overhead --rounds 5
  *   npm run bench -- --scenario producer         # scenario 5: the rate-limited producer
+ *   npm run bench -- --scenario fairness         # scenario 6: one slow partition among fast ones
  *   npm run bench -- --quick                     # small and fast: a CI smoke check
  *   npm run bench -- --scenario overhead --messages 500000
  *   npm run bench -- --scenario overhead --profile   # --cpu-prof every contender
@@ -30,7 +31,11 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
 import { PRODUCER_DEFAULTS } from '../src/producer/options.js';
 import {
+  fairnessId,
+  FAIRNESS_PCC,
   makePlan,
+  METRICS_SCRAPE_MS,
+  ORDERINGS,
   SCENARIOS,
   type ContenderDef,
   type ContenderResult,
@@ -64,10 +69,11 @@ if (flags.help) {
   process.stdout.write(
     [
       'usage: npm run bench -- [options]',
-      '  --scenario overhead|slow|memory|reaction|producer|all   (default all; a comma list works too)',
+      '  --scenario overhead|slow|memory|reaction|producer|fairness|all',
+      '                    (default all; a comma list works too)',
       '  --rounds N        rounds of alternating contenders (default 3, 1 with --quick)',
       '  --quick           small sizes, short runs: a smoke check under 2 minutes',
-      '  --messages N      messages in the overhead topic (default 300000)',
+      '  --messages N      messages in the overhead topic (default 1000000)',
       '  --profile         run every contender under --cpu-prof (bench/results/profiles)',
       '  --lib PATH        benchmark the library entry at PATH instead of src/index.ts',
       '  --tsx             import the TypeScript entry through tsx instead of bundling it',
@@ -95,9 +101,7 @@ const scenarios: ScenarioName[] =
     ? [...SCENARIOS]
     : (flags.scenario ?? '').split(',').map((s) => {
         if (!(SCENARIOS as readonly string[]).includes(s))
-          throw new Error(
-            `--scenario: unknown "${s}" (overhead, slow, memory, reaction, producer, all)`,
-          );
+          throw new Error(`--scenario: unknown "${s}" (${SCENARIOS.join(', ')}, all)`);
         return s as ScenarioName;
       });
 const only = flags.contenders?.split(',');
@@ -179,6 +183,7 @@ async function produce(topic: string, t: TopicPlan): Promise<number> {
   await producer.connect();
   const value = randomBytes(t.valueBytes);
   const keys = Array.from({ length: t.keys }, (_, i) => Buffer.from(`key-${i}`));
+  const messageAt = t.exactPartitions ? exactLayout(t, keys, value) : undefined;
   // Keep each partition's record batch near 512 KB: under the broker's 1 MB
   // message.max.bytes, and typical of what consumers see.
   const chunk = Math.max(
@@ -192,7 +197,8 @@ async function produce(topic: string, t: TopicPlan): Promise<number> {
       const to = Math.min(t.messages, from + chunk);
       next = to;
       const messages: Message[] = [];
-      for (let i = from; i < to; i++) messages.push({ key: keys[i % t.keys]!, value });
+      for (let i = from; i < to; i++)
+        messages.push(messageAt ? messageAt(i) : { key: keys[i % t.keys]!, value });
       await producer.send({ topic, acks: 1, messages });
     }
   };
@@ -204,6 +210,22 @@ async function produce(topic: string, t: TopicPlan): Promise<number> {
     `${topic}: ${t.messages} x ${t.valueBytes} B (${mb.toFixed(0)} MB) produced in ${seconds.toFixed(1)} s`,
   );
   return seconds;
+}
+
+/**
+ * Message i goes to partition i % partitions, so every partition holds the
+ * same count; key k lives in partition k % partitions only, as a key-hashing
+ * partitioner would keep it, and the partition's keys take turns.
+ */
+function exactLayout(t: TopicPlan, keys: readonly Buffer[], value: Buffer): (i: number) => Message {
+  const byPartition = Array.from({ length: t.partitions }, (_, p) =>
+    keys.filter((_, k) => k % t.partitions === p),
+  );
+  return (i) => {
+    const partition = i % t.partitions;
+    const own = byPartition[partition]!;
+    return { partition, key: own[Math.floor(i / t.partitions) % own.length]!, value };
+  };
 }
 
 // ------------------------------------------------------------------ contenders
@@ -310,6 +332,13 @@ function setupOf(scenario: ScenarioName, p: Plan, def: ContenderDef): Omit<Scena
       return def.rateTarget !== undefined
         ? { target: Number.MAX_SAFE_INTEGER, durationMs: p.producer.rateWindowMs, handlerMs: 0 }
         : { target: p.producer.messages, durationMs: p.producer.maxRunMs, handlerMs: 0 };
+    case 'fairness':
+      // Every message but partition 0's is counted.
+      return {
+        target: p.fairness.perPartition * (p.fairness.partitions - 1),
+        durationMs: p.fairness.durationMs,
+        handlerMs: 0,
+      };
   }
 }
 
@@ -357,6 +386,7 @@ function runOnce(
     handlerMs: setup.handlerMs,
     reaction: scenario === 'reaction' ? plan.reaction : undefined,
     producer: scenario === 'producer' ? plan.producer : undefined,
+    fairness: scenario === 'fairness' ? plan.fairness : undefined,
     libPath,
     out: join(tmpdir(), `kafkajs-bp-bench-${runId}-${scenario}-${def.id}-${round}.json`),
   };
@@ -387,10 +417,26 @@ function summaryLine(scenario: ScenarioName, r: ContenderResult): string {
       `peak RSS ${mb(r.memory.peakRss)}, load ${r.loadavg[0].toFixed(1)}`
     );
   }
+  if (scenario === 'fairness') {
+    return (
+      `partitions 1-5: ${Math.round(r.rate)} msg/s (${r.messages} in ${(r.elapsedMs / 1000).toFixed(1)} s), ` +
+      `partition 0: ${String(r.extra['partition0Done'])} done, ` +
+      `${String(r.extra['partition0MeanActive'])} slots held on average ` +
+      `(peak ${String(r.extra['partition0PeakActive'])}), ` +
+      `partitionsConsumedConcurrently ${String(r.extra['partitionsConsumedConcurrently'])}, ` +
+      `load ${r.loadavg[0].toFixed(1)}`
+    );
+  }
+  const metrics =
+    r.extra['metricsConsumed'] === undefined
+      ? ''
+      : `, metrics: ${String(r.extra['metricsConsumed'])} consumed, ` +
+        `${String(r.extra['metricsHandlerCalls'])} handler calls, ` +
+        `${String(r.extra['scrapesInWindow'])} scrapes in the window`;
   return (
     `${Math.round(r.rate)} msg/s (${r.messages} in ${(r.elapsedMs / 1000).toFixed(1)} s), ` +
     `peak RSS ${mb(r.memory.peakRss)}, startup ${(r.startupMs / 1000).toFixed(1)} s, ` +
-    `load ${r.loadavg[0].toFixed(1)}`
+    `load ${r.loadavg[0].toFixed(1)}${metrics}`
   );
 }
 
@@ -414,6 +460,8 @@ interface ContenderSummary {
   ratio: number | null;
   /** The contender `ratio` is taken against, when not the scenario's reference. */
   versus: string | null;
+  /** Like `ratio`, always against the scenario's reference (null without one, or for the reference). */
+  ratioToReference: number | null;
   peakRss: { median: number; max: number };
   peakHeapUsed: { median: number; max: number };
   peakExternal: { median: number; max: number };
@@ -433,10 +481,12 @@ function summarize(scenario: ScenarioName, results: ContenderResult[]): Contende
     const all = results.filter((r) => r.contender === def.id);
     const ok = all.filter((r) => r.ok);
     const rates = ok.map((r) => r.rate);
-    const refByRound = ratesByRound(def.versus ?? ref?.id);
-    const ratios = ok
-      .filter((r) => refByRound.has(r.round))
-      .map((r) => r.rate / refByRound.get(r.round)!);
+    const ratiosTo = (id: string | undefined): number[] => {
+      const byRound = ratesByRound(id);
+      return ok.filter((r) => byRound.has(r.round)).map((r) => r.rate / byRound.get(r.round)!);
+    };
+    const ratios = ratiosTo(def.versus ?? ref?.id);
+    const toReference = ratiosTo(ref?.id);
     const keys = new Set(ok.flatMap((r) => Object.keys(r.extra)));
     const extra: Record<string, number | null> = {};
     const extraAll: Record<string, number[]> = {};
@@ -462,6 +512,10 @@ function summarize(scenario: ScenarioName, results: ContenderResult[]): Contende
           ? null
           : median(ratios),
       versus: def.versus ?? null,
+      ratioToReference:
+        def.reference || def.rateTarget !== undefined || toReference.length === 0
+          ? null
+          : median(toReference),
       peakRss: m((r) => r.memory.peakRss),
       peakHeapUsed: m((r) => r.memory.peakHeapUsed),
       peakExternal: m((r) => r.memory.peakExternal),
@@ -545,23 +599,47 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
     );
     lines.push('');
     lines.push(
-      '| contender | msg/s (median) | range | ratio to KafkaJS | peak RSS MB | fetches | fetches ≥ 1 s |',
+      `Metrics: \`registerMetrics\` with prom-client on a registry of the run's own, scraped ` +
+        `every ${METRICS_SCRAPE_MS / 1000} s from the start of the consumer.`,
     );
-    lines.push('|---|---:|---:|---:|---:|---:|---:|');
+    lines.push('');
+    lines.push(
+      '| contender | msg/s (median) | range | ratio to KafkaJS | ratio to the same mode without metrics | peak RSS MB | fetches | fetches ≥ 1 s | scrapes in window |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of s1) {
+      const scrapes = c.extra['scrapesInWindow'];
       lines.push(
         `| ${c.label} | ${int(c.rate.median)} | ${int(c.rate.min)}–${int(c.rate.max)} | ` +
-          `${c.reference ? '1.00' : fixed(c.ratio)} | ${MB(c.peakRss.median)} | ` +
-          `${int(c.extra['fetches'] ?? Number.NaN)} | ${int(c.extra['slowFetches'] ?? 0)} |`,
+          `${c.reference ? '1.00' : fixed(c.ratioToReference)} | ` +
+          `${c.versus === null ? '–' : fixed(c.ratio)} | ${MB(c.peakRss.median)} | ` +
+          `${int(c.extra['fetches'] ?? Number.NaN)} | ${int(c.extra['slowFetches'] ?? 0)} | ` +
+          `${scrapes === undefined ? '–' : int(scrapes ?? Number.NaN)} |`,
       );
     }
-    const p = s1.find((c) => c.id === 'lib-partition');
-    if (p)
+    const atLeast = (x: number | null, goal: number) => (x === null ? null : x >= goal);
+    for (const ordering of ORDERINGS) {
+      const plain = s1.find((c) => c.id === `lib-${ordering}`);
+      if (plain)
+        targets.push({
+          target: `1. ${ordering} mode ≥ 0.95 of plain KafkaJS (no-op handler)`,
+          figure: fixed(plain.ratioToReference),
+          met: atLeast(plain.ratioToReference, 0.95),
+        });
+    }
+    for (const ordering of ORDERINGS) {
+      const withMetrics = s1.find((c) => c.id === `lib-${ordering}-metrics`);
+      if (!withMetrics) continue;
+      const toKafka = withMetrics.ratioToReference;
+      const toMode = withMetrics.ratio;
       targets.push({
-        target: '1. partition mode ≥ 0.90 of plain KafkaJS (no-op handler)',
-        figure: fixed(p.ratio),
-        met: p.ratio === null ? null : p.ratio >= 0.9,
+        target:
+          `1. ${ordering} mode with metrics registered ≥ 0.95 of plain KafkaJS ` +
+          `and ≥ 0.95 of ${ordering} mode without metrics`,
+        figure: `${fixed(toKafka)} of KafkaJS, ${fixed(toMode)} of ${ordering} mode`,
+        met: toKafka === null || toMode === null ? null : toKafka >= 0.95 && toMode >= 0.95,
       });
+    }
   }
   const s2 = summaries.slow;
   if (s2) {
@@ -573,9 +651,9 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
     );
     lines.push('');
     lines.push(
-      '| contender | msg/s (median) | ratio to KafkaJS | bound msg/s | of bound | mean active handlers |',
+      '| contender | msg/s (median) | ratio to KafkaJS | bound msg/s | of bound | mean active handlers | partitionsConsumedConcurrently given to KafkaJS |',
     );
-    lines.push('|---|---:|---:|---:|---:|---:|');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|');
     for (const c of s2) {
       const def = plan.contenders.slow.find((d) => d.id === c.id)!;
       const conc = def.library?.concurrency ?? def.partitionsConsumedConcurrently ?? 1;
@@ -583,7 +661,8 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
       lines.push(
         `| ${c.label} | ${int(c.rate.median)} | ${c.reference ? '1.00' : fixed(c.ratio, 1)} | ` +
           `${int(bound)} | ${fixed((c.rate.median / bound) * 100, 0)}% | ` +
-          `${c.extra['meanActiveHandlers'] === undefined ? '–' : fixed(c.extra['meanActiveHandlers'], 0)} |`,
+          `${c.extra['meanActiveHandlers'] === undefined ? '–' : fixed(c.extra['meanActiveHandlers'], 0)} | ` +
+          `${int(c.extra['partitionsConsumedConcurrently'] ?? Number.NaN)} |`,
       );
     }
     const c256 = s2.find((c) => c.id === 'lib-key-256');
@@ -593,10 +672,25 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
       const goal = Math.min(0.8 * bound, noop ?? Number.POSITIVE_INFINITY);
       targets.push({
         target:
-          `2. key mode, concurrency 256: ≥ 80% of the bound (${int(0.8 * bound)} msg/s)` +
+          `2. key mode, concurrency 256, partitionsConsumedConcurrently 6: ≥ 80% of the bound (${int(0.8 * bound)} msg/s)` +
           (noop !== undefined ? ` or the no-op key-mode rate (${int(noop)}) if lower` : ''),
         figure: `${int(c256.rate.median)} msg/s = ${fixed((c256.rate.median / bound) * 100, 0)}% of bound`,
         met: c256.rate.median >= goal,
+      });
+    }
+    const atDefault = s2.find((c) => c.id === 'lib-key-256-default');
+    if (atDefault) {
+      const bound = (256 * 1000) / o.handlerMs;
+      const given = atDefault.extra['partitionsConsumedConcurrently'];
+      targets.push({
+        target:
+          `2. key mode, concurrency 256, partitionsConsumedConcurrently not set: ` +
+          `≥ 90% of the bound (${int(0.9 * bound)} msg/s)`,
+        figure:
+          `${int(atDefault.rate.median)} msg/s = ` +
+          `${fixed((atDefault.rate.median / bound) * 100, 0)}% of bound ` +
+          `(KafkaJS got partitionsConsumedConcurrently ${int(given ?? Number.NaN)})`,
+        met: atDefault.rate.median >= 0.9 * bound,
       });
     }
   }
@@ -758,6 +852,8 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
         met: unlimited.ratio === null ? null : unlimited.ratio >= 0.9,
       });
   }
+  const s6 = summaries.fairness;
+  if (s6) fairnessReport(s6, lines, targets);
   if (targets.length > 0) {
     lines.push('');
     lines.push('#### Targets');
@@ -769,6 +865,52 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
   }
   lines.push('');
   return { markdown: lines.join('\n'), targets };
+}
+
+/**
+ * Scenario 6: one row per ordering mode and partitionsConsumedConcurrently,
+ * the slow run against its baseline of the same round.
+ */
+function fairnessReport(s6: ContenderSummary[], lines: string[], targets: Target[]): void {
+  const f = plan.fairness;
+  lines.push('');
+  lines.push(
+    `#### 6. Fairness: partition 0's handler takes ${f.slowMs / 1000} s per message, the others ` +
+      `are no-ops; ${f.partitions} partitions of ${int(f.perPartition)} messages, ${int(f.keys)} ` +
+      `keys (each in one partition), concurrency ${f.concurrency}; partitions 1–${f.partitions - 1} ` +
+      `counted until all are done or ${f.durationMs / 1000} s after their first message`,
+  );
+  lines.push('');
+  lines.push(
+    '| ordering | partitionsConsumedConcurrently (given to KafkaJS) | partitions 1–5 msg/s, all instant | with partition 0 slow | ratio | partitions 1–5 done, slow run | partition 0 slots held, mean / peak |',
+  );
+  lines.push('|---|---|---:|---:|---:|---:|---:|');
+  const others = f.perPartition * (f.partitions - 1);
+  for (const ordering of ORDERINGS) {
+    for (const pcc of FAIRNESS_PCC) {
+      const id = fairnessId(ordering, pcc);
+      const base = s6.find((c) => c.id === `${id}-base`);
+      const slow = s6.find((c) => c.id === `${id}-slow`);
+      if (!base && !slow) continue;
+      const given = slow?.extra['partitionsConsumedConcurrently'];
+      const setting = `${pcc ?? 'not set'} (${int(given ?? Number.NaN)})`;
+      lines.push(
+        `| ${ordering} | ${setting} | ${int(base?.rate.median ?? Number.NaN)} | ` +
+          `${int(slow?.rate.median ?? Number.NaN)} | ${fixed(slow?.ratio)} | ` +
+          `${int(slow?.extra['othersDone'] ?? Number.NaN)} of ${int(others)} | ` +
+          `${fixed(slow?.extra['partition0MeanActive'], 1)} / ` +
+          `${int(slow?.extra['partition0PeakActive'] ?? Number.NaN)} |`,
+      );
+      if (slow)
+        targets.push({
+          target:
+            `6. ${ordering} mode, partitionsConsumedConcurrently ${pcc ?? 'not set'}: ` +
+            `partitions 1–5 with partition 0 slow ≥ 0.80 of their rate without`,
+          figure: fixed(slow.ratio),
+          met: slow.ratio === null ? null : slow.ratio >= 0.8,
+        });
+    }
+  }
 }
 
 /** What scenario 5 ran, in one line: printed at its start and above its tables. */

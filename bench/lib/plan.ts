@@ -5,14 +5,18 @@
  * one contender, in a fresh process).
  */
 
-export type ScenarioName = 'overhead' | 'slow' | 'memory' | 'reaction' | 'producer';
+export type ScenarioName = 'overhead' | 'slow' | 'memory' | 'reaction' | 'producer' | 'fairness';
 export const SCENARIOS: readonly ScenarioName[] = [
   'overhead',
   'slow',
   'memory',
   'reaction',
   'producer',
+  'fairness',
 ];
+
+export const ORDERINGS = ['partition', 'key', 'unordered'] as const;
+export type Ordering = (typeof ORDERINGS)[number];
 
 /** How a contender consumes; bench/contender.ts implements each kind. */
 export type ContenderKind =
@@ -24,6 +28,8 @@ export type ContenderKind =
   | 'kafkajs-naive-queue'
   /** The library: BackpressureConsumer with `library` options. */
   | 'library'
+  /** The library in the fairness scenario: partition 0's handler is slow when `slowPartition`. */
+  | 'library-fairness'
   /** The library, with a scripted downstream for the reaction scenario. */
   | 'library-latency-jump'
   | 'library-breaker'
@@ -34,7 +40,7 @@ export type ContenderKind =
 
 /** JSON-safe subset of BackpressureConsumerOptions the bench sets. */
 export interface LibraryOptions {
-  ordering?: 'partition' | 'key' | 'unordered';
+  ordering?: Ordering;
   concurrency?: number;
   maxInFlight?: number;
   maxInFlightBytes?: number;
@@ -68,7 +74,17 @@ export interface ContenderDef {
   readonly rateTarget?: number;
   /** Ratios are taken against this contender (same round) instead of the scenario's reference. */
   readonly versus?: string;
+  /**
+   * library: Prometheus metrics registered with prom-client (`registerMetrics`)
+   * and the registry scraped every `METRICS_SCRAPE_MS`, as a service would.
+   */
+  readonly metrics?: boolean;
+  /** library-fairness: partition 0's handler takes `FairnessPlan.slowMs` per message. */
+  readonly slowPartition?: boolean;
 }
+
+/** How often a metrics contender scrapes its registry. */
+export const METRICS_SCRAPE_MS = 5000;
 
 /** `senders` loops, each sending a record of `recordMessages` and awaiting it before the next. */
 export interface ProducerLoad {
@@ -81,6 +97,11 @@ export interface TopicPlan {
   readonly valueBytes: number;
   readonly keys: number;
   readonly partitions: number;
+  /**
+   * Every partition gets the same number of messages, and each key stays in
+   * one partition; otherwise the Java-compatible partitioner places them by key.
+   */
+  readonly exactPartitions?: boolean;
 }
 
 export interface ReactionPlan {
@@ -106,6 +127,21 @@ export interface ProducerPlan extends TopicPlan {
   readonly rateWindowMs: number;
 }
 
+/**
+ * One slow partition among fast ones. Each partition holds `perPartition`
+ * messages; each key lives in one partition, as the default partitioner
+ * would place it. Partition 0 is the slow one; the runs count only the
+ * messages of the other partitions.
+ */
+export interface FairnessPlan extends TopicPlan {
+  readonly perPartition: number;
+  /** Handler time per message of partition 0 in the slow runs. */
+  readonly slowMs: number;
+  readonly concurrency: number;
+  /** A run ends when the other partitions are done or this long after their first message. */
+  readonly durationMs: number;
+}
+
 export interface Plan {
   readonly quick: boolean;
   readonly rounds: number;
@@ -119,6 +155,7 @@ export interface Plan {
   };
   readonly reaction: TopicPlan & ReactionPlan;
   readonly producer: ProducerPlan;
+  readonly fairness: FairnessPlan;
   readonly contenders: Record<ScenarioName, readonly ContenderDef[]>;
 }
 
@@ -144,7 +181,9 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
     quick: q,
     rounds: opts.rounds ?? (q ? 1 : 3),
     overhead: {
-      messages: opts.messages ?? (q ? 30_000 : 300_000),
+      // The targets are medians over 1M messages: with fewer, a run is so
+      // short that the reference's own spread swamps a 5% difference.
+      messages: opts.messages ?? (q ? 30_000 : 1_000_000),
       valueBytes: 200,
       keys: 1000,
       partitions: 6,
@@ -191,22 +230,27 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
       maxRunMs: q ? 3000 : 10_000,
       rateWindowMs: q ? 2000 : 10_000,
     },
+    fairness: fairnessPlan(q),
     contenders: {
       overhead: [
         { id: 'kafkajs', label: 'KafkaJS eachBatch', kind: 'kafkajs-batch', reference: true },
-        {
-          id: 'lib-partition',
-          label: 'library, partition',
+        ...ORDERINGS.map((ordering): ContenderDef => ({
+          id: `lib-${ordering}`,
+          label: `library, ${ordering}`,
           kind: 'library',
-          library: { ordering: 'partition' },
-        },
-        { id: 'lib-key', label: 'library, key', kind: 'library', library: { ordering: 'key' } },
-        {
-          id: 'lib-unordered',
-          label: 'library, unordered',
+          library: { ordering },
+        })),
+        // Each mode again with metrics registered and scraped: its ratio is
+        // taken against the same mode without metrics (and, in a column of
+        // its own, against KafkaJS).
+        ...ORDERINGS.map((ordering): ContenderDef => ({
+          id: `lib-${ordering}-metrics`,
+          label: `library, ${ordering}, metrics registered`,
           kind: 'library',
-          library: { ordering: 'unordered' },
-        },
+          library: { ordering },
+          metrics: true,
+          versus: `lib-${ordering}`,
+        })),
       ],
       slow: [
         {
@@ -228,9 +272,11 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
           kind: 'library',
           library: { ordering: 'key', concurrency: 256, partitionsConsumedConcurrently: 6 },
         },
+        // The library's defaults apart from ordering and concurrency: no
+        // partitionsConsumedConcurrently, whatever the library makes of that.
         {
-          id: 'lib-key-256-pcc1',
-          label: 'library, key, concurrency 256, partitionsConsumedConcurrently 1 (default)',
+          id: 'lib-key-256-default',
+          label: 'library, key, concurrency 256, partitionsConsumedConcurrently not set (default)',
           kind: 'library',
           library: { ordering: 'key', concurrency: 256 },
         },
@@ -317,8 +363,68 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
           rateTarget: 10_000,
         },
       ],
+      fairness: fairnessContenders(),
     },
   };
+}
+
+function fairnessPlan(q: boolean): FairnessPlan {
+  const perPartition = q ? 2000 : 10_000;
+  const partitions = 6;
+  return {
+    messages: perPartition * partitions,
+    perPartition,
+    valueBytes: 200,
+    keys: 1000,
+    partitions,
+    exactPartitions: true,
+    slowMs: 2000,
+    concurrency: 16,
+    durationMs: q ? 3000 : 10_000,
+  };
+}
+
+/** partitionsConsumedConcurrently of the fairness rows: not set (the library's default), and 6. */
+export const FAIRNESS_PCC = [undefined, 6] as const;
+
+/**
+ * Each ordering mode and each partitionsConsumedConcurrently, with partition 0
+ * slow and without (the baseline the slow run is measured against).
+ */
+function fairnessContenders(): ContenderDef[] {
+  const defs: ContenderDef[] = [];
+  for (const ordering of ORDERINGS) {
+    for (const pcc of FAIRNESS_PCC) {
+      const id = fairnessId(ordering, pcc);
+      const library: LibraryOptions = {
+        ordering,
+        concurrency: 16,
+        ...(pcc !== undefined ? { partitionsConsumedConcurrently: pcc } : {}),
+      };
+      const setting = `partitionsConsumedConcurrently ${pcc ?? 'not set'}`;
+      defs.push(
+        {
+          id: `${id}-base`,
+          label: `library, ${ordering}, ${setting}, every partition instant`,
+          kind: 'library-fairness',
+          library,
+        },
+        {
+          id: `${id}-slow`,
+          label: `library, ${ordering}, ${setting}, partition 0 slow`,
+          kind: 'library-fairness',
+          library,
+          slowPartition: true,
+          versus: `${id}-base`,
+        },
+      );
+    }
+  }
+  return defs;
+}
+
+export function fairnessId(ordering: Ordering, pcc: number | undefined): string {
+  return `fair-${ordering}-${pcc === undefined ? 'default' : `pcc${pcc}`}`;
 }
 
 /** Everything a contender process needs, passed as one JSON argument. */
@@ -336,6 +442,7 @@ export interface ContenderSpec {
   readonly handlerMs: number;
   readonly reaction: ReactionPlan | undefined;
   readonly producer: ProducerPlan | undefined;
+  readonly fairness: FairnessPlan | undefined;
   /** Module the library is imported from (src/index.ts unless --lib). */
   readonly libPath: string;
   /** Where the contender writes its ContenderResult. */
