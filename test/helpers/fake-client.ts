@@ -74,8 +74,10 @@ export class FakeClient implements ConsumerClient {
     options: { highWatermark?: number } = {},
   ): Promise<void> {
     const key = tp(topic, partition);
-    const list =
-      typeof records === 'number' ? Array.from({ length: records }, () => ({})) : records;
+    const list: readonly FakeRecord[] =
+      typeof records === 'number'
+        ? Array.from({ length: records }, (): FakeRecord => ({}))
+        : records;
     const first = this.#next.get(key) ?? 0;
     const messages: RawMessage[] = list.map((r, i) => ({
       offset: String(first + i),
