@@ -75,7 +75,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #dispatcher: Dispatcher;
   readonly #runner: Runner;
   readonly #admitter: Admitter;
-  readonly #attempts: Attempts;
+  readonly #attempts: Attempts<Delivery>;
   readonly #circuit: Circuit;
   readonly #latency: LatencyWindow;
   readonly #latencyTrigger: LatencyTrigger | undefined;
@@ -115,28 +115,28 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       (full, event) => emit(full ? 'queue.full' : 'queue.drained', event),
     );
     this.#latency = new LatencyWindow(o.clock, o.latencyWindowMs);
-    this.#attempts = new Attempts(
-      o.clock,
-      o.handlerTimeoutMs,
-      o.handler as ResolvedOptions<unknown>['handler'],
-      (durationMs, now) => this.#latency.record(durationMs, now),
-    );
     this.#circuit = new Circuit(
       o.circuitBreaker,
       (state) => this.#circuitChanged(state),
       (error) => this.#isRetriable(toError(error)),
     );
-    this.#runner = new Runner(o as ResolvedOptions<unknown>, this.#attempts, this.#circuit, {
-      emit,
-      settledListened: () => this.listenerCount('handler.settled') > 0,
-      settle: (delivery, done) => this.#settle(delivery, done),
-      hold: (state, reason, on) => this.#hold(state, reason, on),
-      abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
-      sleep: (ms) => this.#sleep(ms),
-      isRetriable: (error) => this.#isRetriable(error),
-      groupId: () => this.#groupId,
-      error: (error) => this.#error(error, 'handler'),
-    });
+    this.#runner = new Runner(
+      o as ResolvedOptions<unknown>,
+      this.#circuit,
+      {
+        emit,
+        settledListened: () => this.listenerCount('handler.settled') > 0,
+        settle: (delivery, done) => this.#settle(delivery, done),
+        hold: (state, reason, on) => this.#hold(state, reason, on),
+        abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
+        sleep: (ms) => this.#sleep(ms),
+        isRetriable: (error) => this.#isRetriable(error),
+        groupId: () => this.#groupId,
+        error: (error) => this.#error(error, 'handler'),
+      },
+      (durationMs, now) => this.#latency.record(durationMs, now),
+    );
+    this.#attempts = this.#runner.attempts;
     this.#dispatcher = new Dispatcher(pLimit(o.concurrency), this.#partitions, this.#runner.step);
     this.#runner.bind(this.#dispatcher);
     this.#concurrency = new ConcurrencyControl(o, this.#dispatcher, (event) =>

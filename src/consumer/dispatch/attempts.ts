@@ -3,16 +3,15 @@ import type { Clock } from '../../shared/clock.js';
 import type { HandlerContext, InboundMessage, MessageHandler } from '../options.js';
 
 /**
- * How an attempt ended: `failed` false, or what the handler threw (any
- * value), or the reason its deadline or close gave; when (`now`, on the
- * consumer's clock) and after how long.
+ * Where an attempt's end is reported: `failed` false, or what the handler
+ * threw (any value), or the reason its deadline or close gave; when (`now`,
+ * on the consumer's clock) and after how long. `token` is what the caller
+ * passed to {@link Attempts.run}: reporting to one sink with a token, rather
+ * than to a callback made per attempt, allocates nothing per message.
  */
-export type AttemptEnded = (
-  failed: boolean,
-  thrown: unknown,
-  now: number,
-  durationMs: number,
-) => void;
+export interface AttemptSink<K> {
+  attemptEnded(token: K, failed: boolean, thrown: unknown, now: number, durationMs: number): void;
+}
 
 /**
  * Calls the handler under a deadline. Per attempt this costs no timer,
@@ -21,39 +20,46 @@ export type AttemptEnded = (
  * running list keeps every deadline. The handler's signal is made only
  * when the handler reads it.
  */
-export class Attempts {
+export class Attempts<K> {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #handler: MessageHandler<unknown>;
-  readonly #running = new RunningAttempts();
-  #timer: NodeJS.Timeout | undefined;
+  readonly #sink: AttemptSink<K>;
   /** Called as each attempt ends, with its duration: the latency window's feed. */
-  readonly #ended: (durationMs: number, now: number) => void;
+  readonly #measured: (durationMs: number, now: number) => void;
+  /** The running attempts in start order, which is deadline order. */
+  #oldest: LiveAttempt<K> | undefined;
+  #newest: LiveAttempt<K> | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     clock: Clock,
     timeoutMs: number,
     handler: MessageHandler<unknown>,
-    ended: (durationMs: number, now: number) => void,
+    sink: AttemptSink<K>,
+    measured: (durationMs: number, now: number) => void,
   ) {
     this.#clock = clock;
     this.#timeoutMs = timeoutMs;
     this.#handler = handler;
-    this.#ended = ended;
+    this.#sink = sink;
+    this.#measured = measured;
   }
 
-  /**
-   * Calls the handler once and reports how the attempt ended to `ended`,
-   * exactly once. `now` is a clock reading taken a moment ago, if the
-   * caller has one (a clock read is a measurable part of a fast message).
-   */
-  run(message: InboundMessage<unknown>, attempt: number, ended: AttemptEnded, now?: number): void {
-    const live = new LiveAttempt(this, now ?? this.#clock.now(), this.#timeoutMs, ended);
-    this.#running.add(live);
+  /** Calls the handler once; its end reaches `sink` (the constructor's by default) exactly once. */
+  run(
+    message: InboundMessage<unknown>,
+    attempt: number,
+    token: K,
+    sink: AttemptSink<K> = this.#sink,
+  ): void {
+    const now = this.#clock.now();
+    const live = new LiveAttempt(this, attempt, now, now + this.#timeoutMs, sink, token);
+    this.#link(live);
     if (this.#timer === undefined) this.#arm();
     let result: unknown;
     try {
-      result = this.#handler(message, new AttemptContext(attempt, live));
+      result = this.#handler(message, live);
     } catch (thrown) {
       // A handler that throws synchronously is treated like one that rejects.
       live.end(true, thrown);
@@ -71,7 +77,9 @@ export class Attempts {
 
   /** Ends every running attempt with `reason` (close gave up waiting) and aborts their signals. */
   abortAll(reason: Error): void {
-    for (const live of this.#running.takeAll()) live.fail(reason);
+    const all: LiveAttempt<K>[] = [];
+    for (let live = this.#oldest; live !== undefined; live = live.next) all.push(live);
+    for (const live of all) live.fail(reason);
   }
 
   stop(): void {
@@ -79,25 +87,41 @@ export class Attempts {
     this.#timer = undefined;
   }
 
-  /** @internal From {@link LiveAttempt}: stamps the end, leaves the running list. */
-  settled(live: LiveAttempt): number {
-    this.#running.remove(live);
+  /** @internal From {@link LiveAttempt}: leaves the running list and stamps the end. */
+  settled(live: LiveAttempt<K>): number {
+    this.#unlink(live);
     const now = this.#clock.now();
-    this.#ended(now - live.started, now);
+    this.#measured(now - live.started, now);
     return now;
+  }
+
+  #link(live: LiveAttempt<K>): void {
+    live.prev = this.#newest;
+    if (this.#newest === undefined) this.#oldest = live;
+    else this.#newest.next = live;
+    this.#newest = live;
+  }
+
+  #unlink(live: LiveAttempt<K>): void {
+    if (live.prev === undefined && this.#oldest !== live) return;
+    if (live.prev === undefined) this.#oldest = live.next;
+    else live.prev.next = live.next;
+    if (live.next === undefined) this.#newest = live.prev;
+    else live.next.prev = live.prev;
+    live.prev = undefined;
+    live.next = undefined;
   }
 
   /** Keeps one timer set for the oldest running attempt's deadline. */
   #arm(): void {
-    const oldest = this.#running.oldest;
+    const oldest = this.#oldest;
     if (oldest === undefined) return;
     const delay = Math.max(0, oldest.deadline - this.#clock.now());
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       const now = this.#clock.now();
-      for (let live = this.#running.oldest; live !== undefined; live = this.#running.oldest) {
+      for (let live = this.#oldest; live !== undefined; live = this.#oldest) {
         if (live.deadline > now) break;
-        this.#running.remove(live);
         live.fail(new HandlerTimeoutError(this.#timeoutMs));
       }
       this.#arm();
@@ -107,70 +131,41 @@ export class Attempts {
 }
 
 /**
- * The running attempts in start order, which is deadline order. A list
- * linked through the attempts themselves: adding and removing one costs no
- * hashing and allocates nothing.
+ * A running handler attempt, and the context the handler receives: its
+ * attempt number and, made on first read, its signal. What the pipeline
+ * keeps about it is private, so a handler that logs its context sees only
+ * those two.
  */
-class RunningAttempts {
-  #head: LiveAttempt | undefined;
-  #tail: LiveAttempt | undefined;
-
-  get oldest(): LiveAttempt | undefined {
-    return this.#head;
-  }
-
-  add(live: LiveAttempt): void {
-    live.prev = this.#tail;
-    live.next = undefined;
-    if (this.#tail === undefined) this.#head = live;
-    else this.#tail.next = live;
-    this.#tail = live;
-  }
-
-  /** Removes `live` if it is in the list (removing twice is harmless). */
-  remove(live: LiveAttempt): void {
-    if (live.prev === undefined && this.#head !== live) return;
-    if (live.prev === undefined) this.#head = live.next;
-    else live.prev.next = live.next;
-    if (live.next === undefined) this.#tail = live.prev;
-    else live.next.prev = live.prev;
-    live.prev = undefined;
-    live.next = undefined;
-  }
-
-  takeAll(): LiveAttempt[] {
-    const all: LiveAttempt[] = [];
-    for (let live = this.#head; live !== undefined; live = live.next) all.push(live);
-    for (const live of all) {
-      live.prev = undefined;
-      live.next = undefined;
-    }
-    this.#head = undefined;
-    this.#tail = undefined;
-    return all;
-  }
-}
-
-/** A running handler attempt: its deadline, and its signal once the handler asked for it. */
-class LiveAttempt {
-  readonly started: number;
-  readonly deadline: number;
-  prev: LiveAttempt | undefined = undefined;
-  next: LiveAttempt | undefined = undefined;
-  readonly #owner: Attempts;
-  readonly #ended: AttemptEnded;
+class LiveAttempt<K> implements HandlerContext {
+  readonly attempt: number;
+  readonly #owner: Attempts<K>;
+  readonly #sink: AttemptSink<K>;
+  readonly #token: K;
+  readonly #started: number;
+  readonly #deadline: number;
+  #prev: LiveAttempt<K> | undefined = undefined;
+  #next: LiveAttempt<K> | undefined = undefined;
   #controller: AbortController | undefined;
   #reason: Error | undefined;
   #settled = false;
 
-  constructor(owner: Attempts, started: number, timeoutMs: number, ended: AttemptEnded) {
+  constructor(
+    owner: Attempts<K>,
+    attempt: number,
+    started: number,
+    deadline: number,
+    sink: AttemptSink<K>,
+    token: K,
+  ) {
+    this.attempt = attempt;
     this.#owner = owner;
-    this.started = started;
-    this.deadline = started + timeoutMs;
-    this.#ended = ended;
+    this.#started = started;
+    this.#deadline = deadline;
+    this.#sink = sink;
+    this.#token = token;
   }
 
-  signal(): AbortSignal {
+  get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
       if (this.#reason !== undefined) this.#controller.abort(this.#reason);
@@ -178,12 +173,40 @@ class LiveAttempt {
     return this.#controller.signal;
   }
 
+  /** @internal */
+  get started(): number {
+    return this.#started;
+  }
+
+  /** @internal */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  /** @internal Links of the running list. */
+  get prev(): LiveAttempt<K> | undefined {
+    return this.#prev;
+  }
+
+  set prev(value: LiveAttempt<K> | undefined) {
+    this.#prev = value;
+  }
+
+  /** @internal */
+  get next(): LiveAttempt<K> | undefined {
+    return this.#next;
+  }
+
+  set next(value: LiveAttempt<K> | undefined) {
+    this.#next = value;
+  }
+
   /** The handler settled; ignored once the attempt already ended (timed out or aborted). */
   end(failed: boolean, thrown: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
     const now = this.#owner.settled(this);
-    this.#ended(failed, thrown, now, now - this.started);
+    this.#sink.attemptEnded(this.#token, failed, thrown, now, now - this.#started);
   }
 
   /** Ends the attempt with `reason` (timeout or close) and aborts its signal. */
@@ -192,20 +215,5 @@ class LiveAttempt {
     this.#reason = reason;
     this.#controller?.abort(reason);
     this.end(true, reason);
-  }
-}
-
-/** What the handler gets besides the message. The signal is made on first read. */
-class AttemptContext implements HandlerContext {
-  readonly attempt: number;
-  readonly #live: LiveAttempt;
-
-  constructor(attempt: number, live: LiveAttempt) {
-    this.attempt = attempt;
-    this.#live = live;
-  }
-
-  get signal(): AbortSignal {
-    return this.#live.signal();
   }
 }

@@ -16,6 +16,8 @@ export class Delivery implements LaneItem {
   readonly bytes: number;
   readonly laneKey: string;
   readonly message: { payload: unknown } & InboundMessage<unknown>;
+  /** The worker's release for the step running now (one function per worker, not per message). */
+  free: ((done: boolean) => void) | undefined = undefined;
   /** Taken by a worker and not released yet. */
   working = false;
   /** It has come up for processing once (shedding is decided then). */

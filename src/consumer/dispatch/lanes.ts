@@ -22,6 +22,9 @@ export function laneKeyOf(key: Buffer | null | undefined): string {
   return key == null ? '∅' : key.toString('latin1');
 }
 
+/** How many emptied key lanes a partition keeps for reuse. */
+const SPARE_LANES = 256;
+
 /** A FIFO read from `head` on, so taking one never moves the rest. */
 export class Fifo<T> {
   #items: (T | undefined)[] = [];
@@ -47,7 +50,8 @@ export class Fifo<T> {
     this.#items[this.#head] = undefined;
     this.#head += 1;
     if (this.#head === this.#items.length) {
-      this.#items = [];
+      // Emptied: start over in the same array, allocating nothing.
+      this.#items.length = 0;
       this.#head = 0;
     } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
       this.#items = this.#items.slice(this.#head);
@@ -75,6 +79,8 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
   readonly #waiting = new Fifo<T>();
   /** `key` ordering: a key's messages behind the one out or ready; present while any is. */
   readonly #keys = new Map<string, Fifo<T>>();
+  /** Emptied key lanes kept for reuse: keys come and go with every message in `key` ordering. */
+  readonly #spare: Fifo<T>[] = [];
   #size = 0;
 
   constructor(mode: OrderingMode) {
@@ -108,7 +114,7 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
       case 'key': {
         const lane = this.#keys.get(item.laneKey);
         if (lane === undefined) {
-          this.#keys.set(item.laneKey, new Fifo());
+          this.#keys.set(item.laneKey, this.#spare.pop() ?? new Fifo());
           this.#ready.push(item);
         } else {
           lane.push(item);
@@ -151,8 +157,12 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
         const lane = this.#keys.get(item.laneKey);
         if (lane === undefined) return;
         const next = lane.shift();
-        if (next === undefined) this.#keys.delete(item.laneKey);
-        else this.#ready.push(next);
+        if (next !== undefined) {
+          this.#ready.push(next);
+        } else {
+          this.#keys.delete(item.laneKey);
+          if (this.#spare.length < SPARE_LANES) this.#spare.push(lane);
+        }
       }
     }
   }

@@ -7,7 +7,7 @@ import { decideFailure } from '../failure/policy.js';
 import { shedAge } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
 import type { ResolvedOptions } from '../options.js';
-import type { Attempts } from './attempts.js';
+import { Attempts, type AttemptSink } from './attempts.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
 
@@ -50,9 +50,9 @@ export interface RunnerHooks {
  * message that has to wait leaves its worker and comes back through the
  * dispatcher; its lane waits with it.
  */
-export class Runner {
+export class Runner implements AttemptSink<Delivery> {
   readonly #options: ResolvedOptions<unknown>;
-  readonly #attempts: Attempts;
+  readonly attempts: Attempts<Delivery>;
   readonly #circuit: Circuit;
   readonly #hooks: RunnerHooks;
   #dispatcher!: Dispatcher;
@@ -62,14 +62,21 @@ export class Runner {
   /** Messages not blamed that wait for the circuit, or were woken and have not run yet. */
   #freshWaiting = 0;
 
+  /** @param measured each attempt's duration, as it ends (the latency window's feed) */
   constructor(
     options: ResolvedOptions<unknown>,
-    attempts: Attempts,
     circuit: Circuit,
     hooks: RunnerHooks,
+    measured: (durationMs: number, now: number) => void,
   ) {
     this.#options = options;
-    this.#attempts = attempts;
+    this.attempts = new Attempts(
+      options.clock,
+      options.handlerTimeoutMs,
+      options.handler,
+      this,
+      measured,
+    );
     this.#circuit = circuit;
     this.#hooks = hooks;
   }
@@ -80,6 +87,7 @@ export class Runner {
 
   /** The dispatcher's step (see {@link Step}). */
   readonly step = (d: Delivery, free: (done: boolean) => void): void => {
+    d.free = free;
     if (d.waitingForCircuit) {
       d.waitingForCircuit = false;
       this.#freshWaiting -= 1;
@@ -222,29 +230,26 @@ export class Runner {
   }
 
   #attempt(d: Delivery, free: (done: boolean) => void): void {
-    const attempt = d.attempts + 1;
     const circuit = this.#circuit;
-    if (circuit.state === 'closed') {
-      this.#attempts.run(d.message, attempt, (failed, thrown, now, durationMs) =>
-        this.#ended(d, free, attempt, failed, thrown, now, durationMs, !d.blamed),
-      );
-      return;
-    }
+    if (circuit.state === 'closed') return this.attempts.run(d.message, d.attempts + 1, d);
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
     // Half-open: one probe goes through opossum; the rest are refused and
     // wait. A message that failed while the circuit was not closed probes
     // only when no other message waits to: otherwise one that always fails
     // would be the probe every time.
     if (d.blamed && this.#freshWaiting > 0) return this.#waitForCircuit(d, free);
+    const attempt = d.attempts + 1;
     let outcome: [boolean, unknown, number, number] | undefined;
     circuit
       .probe(
         () =>
           new Promise<void>((resolve, reject) =>
-            this.#attempts.run(d.message, attempt, (failed, thrown, now, durationMs) => {
-              outcome = [failed, thrown, now, durationMs];
-              if (failed) reject(thrown);
-              else resolve();
+            this.attempts.run(d.message, attempt, d, {
+              attemptEnded: (_d, failed, thrown, now, durationMs) => {
+                outcome = [failed, thrown, now, durationMs];
+                if (failed) reject(thrown);
+                else resolve();
+              },
             }),
           ),
         !d.blamed,
@@ -256,6 +261,17 @@ export class Runner {
           else this.#ended(d, free, attempt, true, outcome[1], outcome[2], outcome[3], false);
         },
       );
+  }
+
+  /** An attempt run while the circuit was closed ended (see {@link AttemptSink}). */
+  attemptEnded(
+    d: Delivery,
+    failed: boolean,
+    thrown: unknown,
+    now: number,
+    durationMs: number,
+  ): void {
+    this.#ended(d, d.free!, d.attempts + 1, failed, thrown, now, durationMs, !d.blamed);
   }
 
   #ended(
