@@ -198,6 +198,30 @@ describe.each(['partition', 'key', 'unordered'] as const)(
   },
 );
 
+describe('consumer core with a fake client: the in-flight bound', () => {
+  it('holds maxInFlight while batches of several partitions wait for room side by side', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started(
+      { ordering: 'unordered', concurrency: 20, maxInFlight: 10, handler: gates.handler },
+      3,
+    );
+    const batches = [0, 1, 2].map((p) => client.deliver('t', p, 40));
+    for (let round = 0; round < 200 && gates.open.size > 0; round += 1) {
+      // Free room one message at a time: every waiting batch wakes on it.
+      gates.release([...gates.open.keys()][0]!);
+      await tick(10);
+    }
+    await tick(1000);
+    while (gates.open.size > 0) {
+      gates.releaseAll();
+      await tick(100);
+    }
+    await Promise.all(batches);
+    expect(consumer.peakInFlight).toBeLessThanOrEqual(10);
+    await consumer.close();
+  });
+});
+
 describe('consumer core with a fake client: ordering', () => {
   it('runs one message per key at a time in key ordering, keys side by side', async () => {
     const gates = new Gates();

@@ -114,9 +114,12 @@ export class Admitter {
         checkStop = false;
       }
       const bytes = sizeOf(message);
-      const fits = budget.fits(bytes);
-      const capped = fits && capShare && this.#overShare(state);
-      if (!fits || capped) {
+      let fits = budget.fits(bytes);
+      let capped = fits && capShare && this.#overShare(state);
+      let waited = false;
+      // Checked again after every wait: batches of other partitions are
+      // admitted side by side and may have taken the room meanwhile.
+      while (!fits || capped) {
         if (!fits) this.#queue.reached();
         if (unresolved !== undefined) {
           batch.resolve(unresolved);
@@ -126,6 +129,14 @@ export class Admitter {
           complete = false;
           break;
         }
+        waited = true;
+        fits = budget.fits(bytes);
+        capped = fits && capShare && this.#overShare(state);
+      }
+      if (!complete) break;
+      if (waited && this.#stop(state, batch)) {
+        complete = false;
+        break;
       }
       state.tracker.admit(offset);
       budget.add(bytes);
