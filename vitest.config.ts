@@ -19,6 +19,8 @@ export default defineConfig({
       include: ['src/**/*.ts'],
       reporter: ['text-summary'],
       thresholds: { lines: 85 },
+      // The figure is worth seeing when a test failed too.
+      reportOnFailure: true,
     },
     projects: [
       {
