@@ -40,6 +40,14 @@ export interface PartitionSnapshot extends TopicPartition {
   readonly inFlight: number;
   readonly paused: boolean;
   readonly reasons: readonly PauseReason[];
+  /**
+   * Time lag, in ms: now (wall clock) minus the Kafka timestamp of the
+   * oldest message not done yet, the one the commit position waits for.
+   * Exact, and free: the consumer holds that message. 0 when caught up;
+   * undefined while the partition is behind but nothing of it is in flight
+   * (paused, or not fetched yet).
+   */
+  readonly timeLagMs: number | undefined;
 }
 
 export interface CloseOptions {
@@ -242,21 +250,25 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   partitions(): PartitionSnapshot[] {
+    const now = Date.now();
     return [...this.#partitions.values()].map((s) => {
       const position = s.tracker.commitPosition();
+      const lag =
+        s.highWatermark === undefined
+          ? undefined
+          : Math.max(0, s.highWatermark - (position ?? s.fetchedFrom ?? s.highWatermark));
+      const oldest = s.tracker.oldestPendingTimestamp();
       return {
         topic: s.topic,
         partition: s.partition,
         highWatermark: s.highWatermark,
         commitPosition: position,
         committedOffset: s.tracker.committedOffset,
-        lag:
-          s.highWatermark === undefined
-            ? undefined
-            : Math.max(0, s.highWatermark - (position ?? s.fetchedFrom ?? s.highWatermark)),
+        lag,
         inFlight: s.tracker.pendingCount,
         paused: this.#flow.isPaused(s.topic, s.partition),
         reasons: this.#flow.reasonsFor(s),
+        timeLagMs: oldest !== undefined ? Math.max(0, now - oldest) : lag === 0 ? 0 : undefined,
       };
     });
   }
@@ -465,6 +477,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         lag: p.lag,
         highWatermark: p.highWatermark,
         commitPosition: p.commitPosition,
+        timeLagSeconds: p.timeLagMs === undefined ? undefined : p.timeLagMs / 1000,
       });
       total += p.lag;
     }

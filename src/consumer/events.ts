@@ -110,6 +110,12 @@ export interface PartitionLagSample extends TopicPartition {
   readonly highWatermark: number;
   /** The next offset to commit (every offset below it is done); undefined before the first message. */
   readonly commitPosition: number | undefined;
+  /**
+   * Now minus the Kafka timestamp of the oldest message not done yet, in
+   * seconds: exact, read from the message the consumer holds. 0 when
+   * caught up; undefined while behind with nothing in flight.
+   */
+  readonly timeLagSeconds: number | undefined;
 }
 
 /**

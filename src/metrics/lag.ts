@@ -56,6 +56,33 @@ export function lagMetrics(b: Builder, src: Sources): void {
     ['group'],
     () => fill(false),
   );
+  b.gauge(
+    'kafka_consumer_group_lag_seconds',
+    'Time lag per partition, in seconds: from a lag monitor (estimated from the end offsets’ history), or else from the consumer (exact: the age of the oldest message not done).',
+    ['group', 'topic', 'partition'],
+    () => {
+      const rows = new Rows('max');
+      for (const monitor of src.monitors) {
+        const snapshot = monitor.snapshot();
+        if (snapshot === undefined) continue;
+        for (const p of snapshot.partitions) {
+          rows.add(
+            { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
+            p.timeLagSeconds,
+          );
+        }
+      }
+      for (const consumer of src.consumers) {
+        const group = consumer.groupId;
+        if (group === '' || covered.has(group)) continue;
+        for (const p of consumer.partitions()) {
+          if (p.timeLagMs === undefined) continue;
+          rows.add({ group, topic: p.topic, partition: String(p.partition) }, p.timeLagMs / 1000);
+        }
+      }
+      return rows;
+    },
+  );
 }
 
 export function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): void {
@@ -72,25 +99,6 @@ export function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): voi
     }
     return rows;
   };
-  b.gauge(
-    'kafka_consumer_group_lag_seconds',
-    'Estimated time lag per partition, in seconds (interpolated from the end offsets’ history).',
-    ['group', 'topic', 'partition'],
-    () => {
-      const rows = new Rows('max');
-      for (const monitor of monitors) {
-        const snapshot = monitor.snapshot();
-        if (snapshot === undefined) continue;
-        for (const p of snapshot.partitions) {
-          rows.add(
-            { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
-            p.timeLagSeconds,
-          );
-        }
-      }
-      return rows;
-    },
-  );
   b.gauge(
     'kafka_lag_status',
     'Lag status of the group: 0 ok, 1 warning, 2 critical.',

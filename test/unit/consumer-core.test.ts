@@ -198,6 +198,34 @@ describe.each(['partition', 'key', 'unordered'] as const)(
   },
 );
 
+describe('consumer core with a fake client: time lag', () => {
+  it('reports the age of the oldest message not done, 0 once caught up, and the same in lag samples', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 10,
+      lagSampleIntervalMs: 1000,
+      handler: gates.handler,
+    });
+    const samples: (number | undefined)[] = [];
+    consumer.on('lag.sample', (e) => samples.push(e.partitions[0]?.timeLagSeconds));
+    const t0 = Date.now();
+    await client.deliver('t', 0, [{ timestamp: t0 - 5000 }, { timestamp: t0 - 2000 }]);
+    await tick(1000);
+    // The oldest pending message was written 5 s before t0; a second has passed.
+    expect(consumer.partitions()[0]!.timeLagMs).toBe(6000);
+    expect(samples.at(-1)).toBe(6);
+    // Done out of order: the oldest still holds the commit position, so the lag stays.
+    gates.release('0:1');
+    await tick();
+    expect(consumer.partitions()[0]!.timeLagMs).toBe(6000);
+    gates.release('0:0');
+    await tick();
+    expect(consumer.partitions()[0]!.timeLagMs).toBe(0);
+    await consumer.close();
+  });
+});
+
 describe('consumer core with a fake client: the in-flight bound', () => {
   it('holds maxInFlight while batches of several partitions wait for room side by side', async () => {
     const gates = new Gates();

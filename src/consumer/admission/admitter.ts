@@ -138,7 +138,7 @@ export class Admitter {
         complete = false;
         break;
       }
-      state.tracker.admit(offset);
+      state.tracker.admit(offset, message.timestamp);
       budget.add(bytes);
       this.#partitions.admitted(state, bytes);
       unresolved = message.offset;

@@ -15,6 +15,8 @@
 export class OffsetTracker {
   /** Admitted offsets not yet committed past, in admission (ascending) order. */
   #pending: number[] = [];
+  /** Their Kafka timestamps, as given (parsed only when the time lag is read). */
+  #timestamps: string[] = [];
   #head = 0;
   readonly #done = new Set<number>();
   /** The next offset this partition is expected to deliver; `undefined` until the first admit. */
@@ -44,11 +46,12 @@ export class OffsetTracker {
   }
 
   /** Records an offset as in flight. Offsets must arrive in ascending order. */
-  admit(offset: number): void {
+  admit(offset: number, timestamp = ''): void {
     if (this.#next !== undefined && offset < this.#next) {
       throw new RangeError(`offset ${offset} admitted after ${this.#next - 1}`);
     }
     this.#pending.push(offset);
+    this.#timestamps.push(timestamp);
     this.#next = offset + 1;
   }
 
@@ -84,8 +87,21 @@ export class OffsetTracker {
     }
     if (this.#head > 1024 && this.#head * 2 > this.#pending.length) {
       this.#pending = this.#pending.slice(this.#head);
+      this.#timestamps = this.#timestamps.slice(this.#head);
       this.#head = 0;
     }
+  }
+
+  /**
+   * The Kafka timestamp (ms since the epoch) of the oldest admitted message
+   * not done yet: the one the commit position waits for. Undefined when
+   * nothing is pending or it carries no usable timestamp.
+   */
+  oldestPendingTimestamp(): number | undefined {
+    if (this.#head >= this.#pending.length) return undefined;
+    const raw = this.#timestamps[this.#head];
+    const ms = raw === undefined || raw === '' ? Number.NaN : Number(raw);
+    return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
   }
 
   /** The offset a commit should carry now, or `undefined` when nothing has been admitted. */
