@@ -4,7 +4,7 @@ import { BackpressureConsumer, type PartitionSnapshot } from '../consumer.js';
 import { BackpressureError, ConfigError } from '../errors.js';
 import type { ConsumerEvents } from '../events.js';
 import type { PauseReason } from '../flow-controller.js';
-import { LagMonitor, type LagMonitorEvents } from '../lag/lag-monitor.js';
+import { LagMonitor, type LagMonitorEvents, type LagSnapshot } from '../lag/lag-monitor.js';
 import { lagStatusLevel } from '../lag/lag-status.js';
 import {
   RateLimitedProducer,
@@ -478,24 +478,31 @@ function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): void {
     }
     return rows;
   };
+  const perPartition = (pick: (p: LagSnapshot['partitions'][number]) => number | null) => {
+    const rows = new Rows('max');
+    for (const monitor of monitors) {
+      const snapshot = monitor.snapshot();
+      if (snapshot === undefined) continue;
+      for (const p of snapshot.partitions) {
+        rows.add(
+          { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
+          pick(p),
+        );
+      }
+    }
+    return rows;
+  };
   b.gauge(
     'kafka_consumer_group_lag_seconds',
-    'Estimated time lag per partition, in seconds (interpolated from the end offsets’ history).',
+    'Estimated time lag per partition, in seconds: the age of the record at the committed offset, read from the end offsets’ history (a lower bound when the record is older than the history).',
     ['group', 'topic', 'partition'],
-    () => {
-      const rows = new Rows('max');
-      for (const monitor of monitors) {
-        const snapshot = monitor.snapshot();
-        if (snapshot === undefined) continue;
-        for (const p of snapshot.partitions) {
-          rows.add(
-            { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
-            p.timeLagSeconds,
-          );
-        }
-      }
-      return rows;
-    },
+    () => perPartition((p) => p.timeLagSeconds),
+  );
+  b.gauge(
+    'kafka_consumer_group_lag_seconds_min',
+    'The time lag per partition is at least this many seconds (the bound the time-lag marks use).',
+    ['group', 'topic', 'partition'],
+    () => perPartition((p) => p.timeLag?.minSeconds ?? null),
   );
   b.gauge(
     'kafka_lag_status',
@@ -507,20 +514,7 @@ function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): void {
     'kafka_lag_partition_status',
     'Lag status per partition: 0 ok, 1 warning, 2 critical.',
     ['group', 'topic', 'partition'],
-    () => {
-      const rows = new Rows('max');
-      for (const monitor of monitors) {
-        const snapshot = monitor.snapshot();
-        if (snapshot === undefined) continue;
-        for (const p of snapshot.partitions) {
-          rows.add(
-            { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
-            lagStatusLevel(p.status),
-          );
-        }
-      }
-      return rows;
-    },
+    () => perPartition((p) => lagStatusLevel(p.status)),
   );
   b.gauge(
     'kafka_lag_rate_of_change',
@@ -542,7 +536,7 @@ function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): void {
   );
   b.gauge(
     'kafka_lag_rule',
-    'Burrow-style evaluation rules over the window: 1 while the rule holds for any partition.',
+    'Burrow’s evaluation rules (rewind, stopped, stalled, fallingBehind): 1 while the rule holds for any partition.',
     ['group', 'rule'],
     () => {
       const rows = new Rows('max');
