@@ -60,8 +60,9 @@ export interface LagMonitorOptions {
    * A partition with lag whose committed offset has not moved for this
    * long is `stopped` (or `stalled`, when a live member owns it), whatever
    * its commit cadence; a group committing often is flagged sooner (see
-   * docs/lag-monitor.md). At least 2 × `intervalMs`, at most 2^31 - 1.
-   * @default 30000
+   * docs/lag-monitor.md). Keep it longer than the group's commit
+   * interval. At least 2 × `intervalMs`, at most 2^31 - 1.
+   * @default max(30000, 2 × intervalMs)
    */
   readonly stoppedAfterMs?: number;
   /**
