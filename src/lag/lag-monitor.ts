@@ -12,7 +12,7 @@ import {
   type ResolvedLagMonitorOptions,
 } from './options.js';
 import { recommend, type LagRecommendation } from './recommend.js';
-import { CommitTrail, firstRule, type LagRules } from './rules.js';
+import { CommitTrail } from './rules.js';
 import { LagWindow, lagOf, positionOf } from './samples.js';
 import type {
   LagHistory,
@@ -21,11 +21,11 @@ import type {
   LagRuleEvent,
   LagSnapshot,
   LagStatusEvent,
-  PartitionHistory,
   PartitionLag,
 } from './snapshot.js';
-import { nextStatus } from './thresholds.js';
 import { estimateTimeLag } from './time-lag.js';
+import { windowHistory } from './window-history.js';
+import { FIRST_VERDICT, step, type Verdict } from './verdict.js';
 
 export type { LagAdmin, LagMonitorOptions, ResolvedLagMonitorOptions } from './options.js';
 export type {
@@ -46,13 +46,7 @@ export type {
 interface PartitionState {
   readonly trail: CommitTrail;
   readonly history: AppendHistory;
-  status: LagStatus;
-  rule: keyof LagRules | null;
-}
-
-function withRule(reason: string, rules: LagRules): string {
-  const rule = firstRule(rules);
-  return rule === null ? reason : `${reason}; rule: ${rule}`;
+  verdict: Verdict;
 }
 
 function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
@@ -81,8 +75,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
   readonly #options: ResolvedLagMonitorOptions;
   readonly #window: LagWindow;
   readonly #partitions = new Map<string, PartitionState>();
-  #groupStatus: LagStatus = 'ok';
-  #groupRule: keyof LagRules | null = null;
+  #group: Verdict = FIRST_VERDICT;
   #state: LagMonitorState = 'idle';
   #connected = false;
   #members: number | null = null;
@@ -118,8 +111,10 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
    * rate-limited producer's `lagSignal.status`.
    */
   readonly status = (partition?: TopicPartition): LagStatus => {
-    if (partition === undefined) return this.#groupStatus;
-    return this.#partitions.get(tpKey(partition.topic, partition.partition))?.status ?? 'ok';
+    if (partition === undefined) return this.#group.status;
+    return (
+      this.#partitions.get(tpKey(partition.topic, partition.partition))?.verdict.status ?? 'ok'
+    );
   };
 
   /**
@@ -195,22 +190,8 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
 
   /** The samples in the window, per partition and as total lag per round. */
   history(): LagHistory {
-    const partitions: PartitionHistory[] = [];
-    const totals = new Map<number, number>();
-    for (const key of this.#window.keys()) {
-      const samples = this.#window.samples(key);
-      if (samples.length === 0) continue;
-      const { topic, partition } = parseTpKey(key);
-      partitions.push({ topic, partition, samples: samples.map((s) => ({ ...s, lag: lagOf(s) })) });
-      for (const s of samples) totals.set(s.at, (totals.get(s.at) ?? 0) + lagOf(s));
-    }
-    return {
-      groupId: this.#options.groupId,
-      now: this.#options.clock.now(),
-      windowMs: this.#options.windowMs,
-      partitions: partitions.sort(byTopicPartition),
-      total: [...totals].sort(([a], [b]) => a - b).map(([at, lag]) => ({ at, lag })),
-    };
+    const o = this.#options;
+    return windowHistory(this.#window, o.groupId, o.clock.now(), o.windowMs);
   }
 
   // ---------------------------------------------------------------- rounds
@@ -274,8 +255,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
           state = {
             trail: new CommitTrail(),
             history: new AppendHistory(o.timeLagHistorySize),
-            status: 'ok',
-            rule: null,
+            verdict: FIRST_VERDICT,
           };
           this.#partitions.set(key, state);
         }
@@ -295,67 +275,25 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
           sample.at,
         );
         const analysis = analyzePartition(samples, timeLag, rules);
-
-        const decision = nextStatus(state.status, measures(analysis), o.thresholds);
-        const scope = { topic, partition };
-        if (decision.status !== state.status) {
-          statusChanges.push({
-            groupId: o.groupId,
-            scope,
-            from: state.status,
-            to: decision.status,
-            reason: withRule(decision.reason, rules),
-            lag: analysis.lag,
-            timeLagSeconds: analysis.timeLagSeconds,
-            timeLag,
-            rules,
-          });
-          state.status = decision.status;
-        }
-        const rule = firstRule(rules);
-        if (rule !== state.rule) {
-          ruleChanges.push({
-            groupId: o.groupId,
-            scope,
-            from: state.rule,
-            to: rule,
-            lag: analysis.lag,
-            rules,
-          });
-          state.rule = rule;
-        }
-        return { topic, partition, ...analysis, status: decision.status, owned };
+        const stepped = step(
+          o.groupId,
+          { topic, partition },
+          state.verdict,
+          analysis,
+          o.thresholds,
+        );
+        state.verdict = stepped.next;
+        if (stepped.status) statusChanges.push(stepped.status);
+        if (stepped.rule) ruleChanges.push(stepped.rule);
+        return { topic, partition, ...analysis, status: stepped.next.status, owned };
       });
 
     const group = combinePartitions(partitions);
-    const from = this.#groupStatus;
-    const decision = nextStatus(from, measures(group), o.thresholds);
-    this.#groupStatus = decision.status;
-    if (decision.status !== from) {
-      statusChanges.push({
-        groupId: o.groupId,
-        scope: 'group',
-        from,
-        to: decision.status,
-        reason: withRule(decision.reason, group.rules),
-        lag: group.lag,
-        timeLagSeconds: group.timeLagSeconds,
-        timeLag: group.timeLag,
-        rules: group.rules,
-      });
-    }
-    const groupRule = firstRule(group.rules);
-    if (groupRule !== this.#groupRule) {
-      ruleChanges.push({
-        groupId: o.groupId,
-        scope: 'group',
-        from: this.#groupRule,
-        to: groupRule,
-        lag: group.lag,
-        rules: group.rules,
-      });
-      this.#groupRule = groupRule;
-    }
+    const stepped = step(o.groupId, 'group', this.#group, group, o.thresholds);
+    this.#group = stepped.next;
+    if (stepped.status) statusChanges.push(stepped.status);
+    if (stepped.rule) ruleChanges.push(stepped.rule);
+    const status = stepped.next.status;
 
     const members = this.#members;
     const recommendation = recommend({
@@ -379,7 +317,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       groupId: o.groupId,
       at: polled.at,
       members,
-      total: { ...group, status: decision.status },
+      total: { ...group, status },
       partitions: Object.freeze(partitions),
       recommendation,
     });
@@ -389,8 +327,8 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
         groupId: o.groupId,
         lag: group.lag,
         timeLagSeconds: group.timeLagSeconds,
-        status: decision.status,
-        rule: groupRule,
+        status,
+        rule: stepped.next.rule,
       },
       'lag sample',
     );
@@ -473,17 +411,4 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       this.#options.logger.error({ err: error }, 'a lag monitor event listener threw');
     }
   }
-}
-
-/** The measures the marks apply to: the time lag's lower bound, so an uncertain estimate never raises a status. */
-function measures(a: {
-  readonly lag: number;
-  readonly timeLag: { readonly minSeconds: number } | null;
-  readonly rateOfChange: number | null;
-}): { lag: number; timeLagSeconds: number | null; rateOfChange: number | null } {
-  return {
-    lag: a.lag,
-    timeLagSeconds: a.timeLag?.minSeconds ?? null,
-    rateOfChange: a.rateOfChange,
-  };
 }
