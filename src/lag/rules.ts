@@ -23,7 +23,11 @@ import { lagOf, type LagSample } from './samples.js';
  * @see https://github.com/linkedin/Burrow/wiki/Consumer-Lag-Evaluation-Rules
  */
 
-/** The rules, at most one true (Burrow's order of precedence: rewind, stopped, stalled, fallingBehind). */
+/**
+ * The rules. For a partition at most one is true, the first in Burrow's
+ * order of precedence (rewind, stopped, stalled, fallingBehind); for the
+ * group, each is true when it holds for any partition.
+ */
 export interface LagRules {
   /** The committed offset went back, and the group has had lag ever since. Burrow: REWIND. */
   readonly rewind: boolean;
