@@ -251,6 +251,17 @@ async function main(): Promise<void> {
   const zkPort = await startZooKeeper(dir);
   await admin.connect();
   await producer.connect();
+  // Burrow's consumer module gives up at start when __consumer_offsets does
+  // not exist yet (a fresh broker creates it at the first coordinator
+  // lookup): look one up, then wait for the topic.
+  await admin.fetchOffsets({ groupId: 'burrow-compare-probe' });
+  for (let i = 0; ; i += 1) {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [] });
+    const offsets = topics.find((t) => t.name === '__consumer_offsets');
+    if (offsets && offsets.partitions.every((p) => p.leader >= 0)) break;
+    if (i > 100) throw new Error('__consumer_offsets was not created');
+    await sleep(200);
+  }
   const base = await startBurrow(dir, zkPort);
   console.log(`Burrow ${base}, ZooKeeper 127.0.0.1:${zkPort}, broker ${brokers.join(',')}`);
   const run = Date.now().toString(36);
