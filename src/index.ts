@@ -59,17 +59,16 @@ export type {
   LagHistory,
   PartitionHistory,
   LagStatusEvent,
+  LagRuleEvent,
   LagRecommendationEvent,
   LagErrorEvent,
 } from './lag/lag-monitor.js';
-export type {
-  LagSample,
-  LagRules,
-  LagThresholds,
-  LagRecommendation,
-  PartitionAnalysis,
-  GroupAnalysis,
-} from './lag/lag-window.js';
+export type { LagSample } from './lag/samples.js';
+export type { LagRules } from './lag/rules.js';
+export type { LagThresholds } from './lag/thresholds.js';
+export type { LagRecommendation } from './lag/recommend.js';
+export type { PartitionAnalysis, GroupAnalysis } from './lag/analysis.js';
+export type { TimeLag, TimeLagMethod } from './lag/time-lag.js';
 export { RateLimitedProducer } from './producer/rate-limited-producer.js';
 export type {
   ProducerTarget,

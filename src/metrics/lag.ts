@@ -1,4 +1,4 @@
-import type { LagMonitor, LagMonitorEvents } from '../lag/lag-monitor.js';
+import type { LagMonitor, LagMonitorEvents, LagSnapshot } from '../lag/lag-monitor.js';
 import { lagStatusLevel } from '../lag/lag-status.js';
 import { Rows, type Builder, type Sources } from './builder.js';
 
@@ -58,7 +58,7 @@ export function lagMetrics(b: Builder, src: Sources): void {
   );
   b.gauge(
     'kafka_consumer_group_lag_seconds',
-    'Time lag per partition, in seconds: from a lag monitor (estimated from the end offsets’ history), or else from the consumer (exact: the age of the oldest message not done).',
+    'Time lag per partition, in seconds: from a lag monitor, the age of the record at the committed offset read from the end offsets’ history (a lower bound when the record is older than the history); or else from the consumer, exact: the age of the oldest message not done.',
     ['group', 'topic', 'partition'],
     () => {
       const rows = new Rows('max');
@@ -99,6 +99,26 @@ export function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): voi
     }
     return rows;
   };
+  const perPartition = (pick: (p: LagSnapshot['partitions'][number]) => number | null) => {
+    const rows = new Rows('max');
+    for (const monitor of monitors) {
+      const snapshot = monitor.snapshot();
+      if (snapshot === undefined) continue;
+      for (const p of snapshot.partitions) {
+        rows.add(
+          { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
+          pick(p),
+        );
+      }
+    }
+    return rows;
+  };
+  b.gauge(
+    'kafka_consumer_group_lag_seconds_min',
+    'The time lag per partition is at least this many seconds (the bound the time-lag marks use).',
+    ['group', 'topic', 'partition'],
+    () => perPartition((p) => p.timeLag?.minSeconds ?? null),
+  );
   b.gauge(
     'kafka_lag_status',
     'Lag status of the group: 0 ok, 1 warning, 2 critical.',
@@ -144,7 +164,7 @@ export function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): voi
   );
   b.gauge(
     'kafka_lag_rule',
-    'Burrow-style evaluation rules over the window: 1 while the rule holds for any partition.',
+    'Burrow’s evaluation rules (rewind, stopped, stalled, fallingBehind): 1 while the rule holds for any partition.',
     ['group', 'rule'],
     () => {
       const rows = new Rows('max');

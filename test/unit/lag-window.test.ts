@@ -9,22 +9,17 @@ import {
   type LagStatusEvent,
 } from '../../src/lag/lag-monitor.js';
 import type { LagStatus } from '../../src/lag/lag-status.js';
+import { analyzePartition, combinePartitions } from '../../src/lag/analysis.js';
 import {
-  LagWindow,
-  analyzePartition,
-  combinePartitions,
   consumeRate,
-  estimateTimeLagSeconds,
-  evaluateRules,
-  lagOf,
   lagRateOfChange,
   leastSquaresSlope,
-  nextStatus,
   produceRate,
-  recommend,
-  type LagSample,
-  type LagThresholds,
-} from '../../src/lag/lag-window.js';
+} from '../../src/lag/rates.js';
+import { recommend } from '../../src/lag/recommend.js';
+import { NO_RULES } from '../../src/lag/rules.js';
+import { LagWindow, lagOf, type LagSample } from '../../src/lag/samples.js';
+import { nextStatus, type LagThresholds } from '../../src/lag/thresholds.js';
 
 function fakeClock(start = 0): { now: () => number; set: (t: number) => void } {
   let t = start;
@@ -60,7 +55,11 @@ const statusAfter = (
   const out: LagStatus[] = [];
   let status = start;
   for (const lag of lags) {
-    status = nextStatus(status, { lag, timeLagSeconds: null }, thresholds).status;
+    status = nextStatus(
+      status,
+      { lag, timeLagSeconds: null, rateOfChange: null },
+      thresholds,
+    ).status;
     out.push(status);
   }
   return out;
@@ -141,187 +140,6 @@ describe('rates', () => {
     expect(lagOf({ at: 0, endOffset: 500, committedOffset: null })).toBe(500);
     // A committed offset read after the end offset may be ahead of it: never negative.
     expect(lagOf({ at: 0, endOffset: 500, committedOffset: 510 })).toBe(0);
-  });
-});
-
-describe('estimateTimeLagSeconds', () => {
-  const rate = 100; // msg/s
-
-  it('is exact by interpolation when the position lies inside the window', () => {
-    // The group trails the log end by exactly 4.3 s of production.
-    const samples = series(
-      11,
-      (t) => rate * t,
-      (t) => Math.max(0, rate * (t - 4.3)),
-    );
-    expect(estimateTimeLagSeconds(samples)).toBeCloseTo(4.3, 9);
-  });
-
-  it('is exact by extrapolation at the produce rate when the position is older than the window', () => {
-    const samples = series(
-      5,
-      (t) => 10_000 + rate * t,
-      (t) => 10_000 + rate * (t - 30),
-      { startMs: 60_000 },
-    );
-    expect(estimateTimeLagSeconds(samples)).toBeCloseTo(30, 9);
-  });
-
-  it('is 0 without lag', () => {
-    const samples = series(
-      3,
-      (t) => rate * t,
-      (t) => rate * t,
-    );
-    expect(estimateTimeLagSeconds(samples)).toBe(0);
-  });
-
-  it('is the window span (a lower bound) when nothing was produced in the window', () => {
-    const samples = series(
-      4,
-      () => 1000,
-      () => 400,
-    );
-    expect(estimateTimeLagSeconds(samples)).toBe(3);
-  });
-
-  it('is null for an empty window', () => {
-    expect(estimateTimeLagSeconds([])).toBeNull();
-  });
-
-  it('property: exact on any steady stream, inside or beyond the window', () => {
-    fc.assert(
-      fc.property(
-        fc.double({ min: 0.5, max: 50_000, noNaN: true }),
-        fc.double({ min: 0.01, max: 120, noNaN: true }),
-        fc.integer({ min: 2, max: 40 }),
-        fc.integer({ min: 100, max: 10_000 }),
-        (r, lagSeconds, count, intervalMs) => {
-          const samples = series(
-            count,
-            (t) => 1e9 + r * t,
-            (t) => 1e9 + r * (t - lagSeconds),
-            { intervalMs, startMs: 1_000_000 },
-          );
-          const estimate = estimateTimeLagSeconds(samples)!;
-          // Offsets near 1e9 carry ~1e-7 of rounding; at 0.5 msg/s over a
-          // 107 ms interval that becomes ~2e-5 s of time (seed -1086354349):
-          // float noise, not an estimation error, hence the 1e-4 s floor.
-          expect(Math.abs(estimate - lagSeconds)).toBeLessThanOrEqual(
-            1e-6 * (1 + lagSeconds) + 1e-4,
-          );
-        },
-      ),
-    );
-  });
-});
-
-describe('evaluateRules (Burrow)', () => {
-  const MIN = 3;
-
-  it('stopped: committed offset unchanged while the lag grows', () => {
-    const rules = evaluateRules(
-      series(
-        5,
-        (t) => 1000 + 100 * t,
-        () => 900,
-      ),
-      MIN,
-    );
-    expect(rules).toEqual({ stopped: true, stalled: false, rewind: false, fallingBehind: false });
-  });
-
-  it('stopped: no committed offset at all while the lag grows', () => {
-    const rules = evaluateRules(
-      series(
-        4,
-        (t) => 100 * t + 10,
-        () => null,
-      ),
-      MIN,
-    );
-    expect(rules.stopped).toBe(true);
-  });
-
-  it('stalled: committed offset unchanged, lag > 0 and not growing', () => {
-    const rules = evaluateRules(
-      series(
-        4,
-        () => 1000,
-        () => 900,
-      ),
-      MIN,
-    );
-    expect(rules).toEqual({ stopped: false, stalled: true, rewind: false, fallingBehind: false });
-  });
-
-  it('neither stalled nor stopped when any sample of the window has no lag (the group caught up)', () => {
-    const samples = series(
-      5,
-      (t) => (t < 1 ? 900 : 900 + 100 * t),
-      () => 900,
-    );
-    expect(evaluateRules(samples, MIN)).toEqual({
-      stopped: false,
-      stalled: false,
-      rewind: false,
-      fallingBehind: false,
-    });
-  });
-
-  it('needs minSamples samples for stalled / stopped / fallingBehind', () => {
-    const samples = series(
-      3,
-      (t) => 1000 + 100 * t,
-      () => 900,
-    );
-    expect(evaluateRules(samples, 4).stopped).toBe(false);
-    expect(evaluateRules(samples, 3).stopped).toBe(true);
-  });
-
-  it('a healthy group that consumes everything fires nothing', () => {
-    const samples = series(
-      8,
-      (t) => 100 * t + 50,
-      (t) => 100 * t + (t % 2 === 0 ? 20 : 45),
-    );
-    expect(evaluateRules(samples, MIN)).toEqual({
-      stopped: false,
-      stalled: false,
-      rewind: false,
-      fallingBehind: false,
-    });
-  });
-
-  it('rewind: a committed offset lower than the previous sample, with two samples already', () => {
-    const committed = [100, 120, 90];
-    const samples = committed.map((c, i) => ({ at: i * 1000, endOffset: 200, committedOffset: c }));
-    expect(evaluateRules(samples.slice(0, 2), MIN).rewind).toBe(false);
-    expect(evaluateRules(samples, MIN).rewind).toBe(true);
-    expect(evaluateRules(samples.slice(1), MIN).rewind).toBe(true);
-    // A group whose offsets were deleted (none any more) did not rewind.
-    expect(
-      evaluateRules([samples[0]!, { at: 5000, endOffset: 200, committedOffset: null }], MIN).rewind,
-    ).toBe(false);
-  });
-
-  it('fallingBehind: consuming, but the lag never falls and grows over the window', () => {
-    const samples = series(
-      6,
-      (t) => 1000 + 100 * t,
-      (t) => 500 + 60 * t,
-    );
-    expect(evaluateRules(samples, MIN)).toEqual({
-      stopped: false,
-      stalled: false,
-      rewind: false,
-      fallingBehind: true,
-    });
-    // One interval where the group gained on the producer: not falling behind.
-    const gained = samples.map((s, i) =>
-      i === 3 ? { ...s, committedOffset: s.endOffset - 1 } : s,
-    );
-    expect(evaluateRules(gained, MIN).fallingBehind).toBe(false);
   });
 });
 
@@ -411,6 +229,23 @@ describe('nextStatus (hysteresis)', () => {
     expect(nextStatus('critical', { lag: 700, timeLagSeconds: null }, lagMarks).reason).toBe(
       'lag 700 < 4000 (criticalLag 5000 × clearRatio 0.8)',
     );
+  });
+
+  it('rate marks: lag growing at or above the rate mark raises the status like a lag mark', () => {
+    const t: LagThresholds = { warningRatePerSec: 10, criticalRatePerSec: 40 };
+    const at = (rate: number | null, from: LagStatus = 'ok') =>
+      nextStatus(from, { lag: 5, timeLagSeconds: null, rateOfChange: rate }, t);
+    expect(at(9.9).status).toBe('ok');
+    expect(at(20)).toEqual({
+      status: 'warning',
+      reason: 'lag rate 20 msg/s >= warningRatePerSec 10 msg/s',
+    });
+    expect(at(40).status).toBe('critical');
+    expect(at(null).status).toBe('ok');
+    // Hysteresis: held at 8 (10 x 0.8), left below it.
+    expect(at(8.5, 'warning').status).toBe('warning');
+    expect(at(7.9, 'warning').status).toBe('ok');
+    expect(at(-50, 'critical').status).toBe('ok');
   });
 
   it('clearRatio 1 turns hysteresis off', () => {
@@ -556,14 +391,15 @@ describe('recommend', () => {
 });
 
 describe('analyzePartition and combinePartitions', () => {
-  it('sums lag and rates, takes the largest time lag, ors the rules', () => {
+  it('sums lag and rates, takes the largest time lag with its bounds, ors the rules', () => {
     const a = analyzePartition(
       series(
         6,
         (t) => 100 * t + 200,
         () => 100,
       ),
-      3,
+      { seconds: 6, minSeconds: 5.5, maxSeconds: 6.5, method: 'interpolated' },
+      { ...NO_RULES, stopped: true },
     );
     const b = analyzePartition(
       series(
@@ -571,24 +407,23 @@ describe('analyzePartition and combinePartitions', () => {
         (t) => 50 * t + 1000,
         (t) => 50 * t + 1000,
       ),
-      3,
+      { seconds: 0, minSeconds: 0, maxSeconds: 0, method: 'caughtUp' },
+      NO_RULES,
     );
     expect(a).toMatchObject({ lag: 600, endOffset: 700, committedOffset: 100, samples: 6 });
-    expect(a.rules.stopped).toBe(true);
-    // The end offset was 100 one second before the window began (extrapolated at 100 msg/s).
-    expect(a.timeLagSeconds).toBeCloseTo(6, 9);
+    expect(a.timeLagSeconds).toBe(6);
     const group = combinePartitions([a, b]);
     expect(group.lag).toBe(600);
     expect(group.produceRate).toBeCloseTo(150, 9);
     expect(group.consumeRate).toBeCloseTo(50, 9);
     expect(group.rateOfChange).toBeCloseTo(100, 9);
-    expect(group.timeLagSeconds).toBeCloseTo(6, 9);
-    expect(group.rules).toEqual({
-      stopped: true,
-      stalled: false,
-      rewind: false,
-      fallingBehind: false,
+    expect(group.timeLag).toEqual({
+      seconds: 6,
+      minSeconds: 5.5,
+      maxSeconds: 6.5,
+      method: 'interpolated',
     });
+    expect(group.rules).toEqual({ ...NO_RULES, stopped: true });
     expect(group.partitions).toBe(2);
   });
 });
@@ -601,6 +436,22 @@ describe('LagMonitor over a scripted admin', () => {
     committed: (number | null)[];
     members: number;
     failOffsets?: boolean;
+    /** Partitions of topic `t` each member owns (consumer protocol assignments). */
+    owns?: number[][];
+  }
+
+  /** Kafka's ConsumerProtocolAssignment v0 for topic `t`. */
+  function assignment(partitions: number[]): Buffer {
+    const topic = Buffer.from('t');
+    const b = Buffer.alloc(2 + 4 + 2 + topic.length + 4 + 4 * partitions.length + 4);
+    let at = b.writeInt16BE(0, 0);
+    at = b.writeInt32BE(1, at);
+    at = b.writeInt16BE(topic.length, at);
+    at += topic.copy(b, at);
+    at = b.writeInt32BE(partitions.length, at);
+    for (const p of partitions) at = b.writeInt32BE(p, at);
+    b.writeInt32BE(-1, at);
+    return b;
   }
 
   function scriptedAdmin(script: Script): LagAdmin & { calls: string[] } {
@@ -634,7 +485,9 @@ describe('LagMonitor over a scripted admin', () => {
       describeGroups: async (groupIds: string[]) => ({
         groups: groupIds.map((groupId) => ({
           groupId,
-          members: Array.from({ length: script.members }, () => ({})),
+          members: script.owns
+            ? script.owns.map((p) => ({ memberAssignment: assignment(p) }))
+            : Array.from({ length: script.members }, () => ({})),
           protocol: 'range',
           protocolType: 'consumer',
           state: 'Stable',
@@ -677,6 +530,17 @@ describe('LagMonitor over a scripted admin', () => {
       'thresholds.warnLag',
     );
     expect(optionOf(options({ windowMs: 1500 }))).toBe('windowMs');
+    expect(optionOf(options({ intervalMs: 2 ** 31 }))).toBe('intervalMs');
+    expect(optionOf(options({ windowMs: 2 ** 31 }))).toBe('windowMs');
+    expect(optionOf(options({ stoppedAfterMs: 1999 }))).toBe('stoppedAfterMs');
+    expect(optionOf(options({ stoppedAfterMs: 2 ** 31 }))).toBe('stoppedAfterMs');
+    expect(optionOf(options({ timeLagHistorySize: 8 }))).toBe('timeLagHistorySize');
+    expect(optionOf(options({ thresholds: { warningRatePerSec: 0 } }))).toBe(
+      'thresholds.warningRatePerSec',
+    );
+    expect(
+      optionOf(options({ thresholds: { warningRatePerSec: 20, criticalRatePerSec: 10 } })),
+    ).toBe('thresholds.warningRatePerSec');
     expect(optionOf(options({ ruleMinSamples: 11 }))).toBe('ruleMinSamples');
     expect(optionOf(options({ topics: [] }))).toBe('topics');
     expect(optionOf(options({ groupId: '' }))).toBe('groupId');
@@ -692,6 +556,8 @@ describe('LagMonitor over a scripted admin', () => {
       windowMs: 300_000,
       windowSamples: 61,
       ruleMinSamples: 5,
+      stoppedAfterMs: 30_000,
+      timeLagHistorySize: 256,
       topics: undefined,
       thresholds: { criticalTimeLagSeconds: 30, clearRatio: 0.8 },
     });
@@ -736,7 +602,14 @@ describe('LagMonitor over a scripted admin', () => {
     expect(snapshot.total.produceRate).toBeCloseTo(100, 6);
     expect(snapshot.total.consumeRate).toBeCloseTo(0, 6);
     expect(snapshot.total.rules).toMatchObject({ stopped: true, stalled: false });
-    expect(snapshot.total.timeLagSeconds).toBeCloseTo(12, 6);
+    // Offset 150 (the committed one) was appended between the reads at 3 s
+    // and 4 s: 11 to 12 s ago, interpolated as the first of that step's 50.
+    expect(snapshot.total.timeLag).toEqual({
+      seconds: 11.99,
+      minSeconds: 11,
+      maxSeconds: 12,
+      method: 'interpolated',
+    });
     expect(snapshot.partitions.map((p) => p.lag)).toEqual([600, 600]);
     expect(snapshot.members).toBe(2);
     // While consuming in step: 100 msg/s in, 50 msg/s per member -> 2.
@@ -759,6 +632,33 @@ describe('LagMonitor over a scripted admin', () => {
     expect(status()).toBe('ok');
     expect(resumed.total).toMatchObject({ lag: 0, timeLagSeconds: 0, status: 'ok' });
     expect(statuses.at(-1)).toMatchObject({ scope: 'group', from: 'critical', to: 'ok' });
+    await monitor.stop();
+  });
+
+  it('a live owner makes a stuck partition stalled; once it leaves, stopped (lag.rule events)', async () => {
+    const clock = fakeClock(0);
+    const script: Script = { end: [0, 0], committed: [0, 0], members: 1, owns: [[0, 1]] };
+    const monitor = new LagMonitor(scriptedAdmin(script), options({ clock, stoppedAfterMs: 5000 }));
+    const rules: string[] = [];
+    monitor.on('lag.rule', (e) => {
+      if (e.scope === 'group') rules.push(`${e.from}->${e.to}`);
+    });
+    for (let s = 0; s <= 20; s += 1) {
+      clock.set(s * 1000);
+      script.end = [10 * s + 5, 10 * s + 5];
+      if (s <= 3) script.committed = [10 * s, 10 * s];
+      if (s === 12) script.owns = [[1]];
+      if (s === 16) script.owns = [];
+      await monitor.sample();
+      if (s === 11)
+        expect(monitor.snapshot()!.partitions.map((p) => p.owned)).toEqual([true, true]);
+    }
+    const snapshot = monitor.snapshot()!;
+    expect(snapshot.partitions.map((p) => p.rules.stopped)).toEqual([true, true]);
+    expect(snapshot.partitions.map((p) => p.owned)).toEqual([false, false]);
+    // Moves 1 s apart: stuck after 4 s (twice two intervals). Partition 0's
+    // owner left at 12 s: the group is stopped from then on (stopped wins).
+    expect(rules).toEqual(['null->stalled', 'stalled->stopped']);
     await monitor.stop();
   });
 

@@ -94,6 +94,8 @@ function fakeMonitor(groupId = 'g') {
     topics: ['orders'],
     intervalMs: 1000,
     ruleMinSamples: 3,
+    // No move of partition 0 is ever seen: it is stopped after this long.
+    stoppedAfterMs: 2000,
     thresholds: { warningLag: 50, criticalLag: 500 },
     clock: { now: () => state.now },
   });

@@ -16,6 +16,7 @@ import {
   registerMetrics,
   type LagAdmin,
 } from '../../src/index.js';
+import { RULE_NAMES } from '../../src/lag/rules.js';
 
 const EXAMPLES = resolve(import.meta.dirname, '../../examples');
 
@@ -111,6 +112,16 @@ describe('monitoring examples', () => {
     expect(exprs.length).toBeGreaterThan(5);
     const known = seriesNames();
     expect(exprs.flatMap(metricsIn).filter((name) => !known.has(name))).toEqual([]);
+  });
+
+  it('the alert rules cover the rate of change and every Burrow rule, by names the monitor reports', async () => {
+    const rules = await readFile(resolve(EXAMPLES, 'prometheus-alerts.yml'), 'utf8');
+    const exprs = [...rules.matchAll(/^\s+expr: (.+)$/gm)].map((m) => m[1]!);
+    // The lab's alert: lag growing faster than 10 msg/s.
+    expect(exprs).toContain('kafka_lag_rate_of_change > 10');
+    const named = exprs.flatMap((e) => [...e.matchAll(/rule="([a-zA-Z]+)"/g)].map((m) => m[1]!));
+    expect(new Set(named)).toEqual(new Set(['stopped', 'stalled', 'rewind']));
+    expect(named.every((name) => (RULE_NAMES as readonly string[]).includes(name))).toBe(true);
   });
 
   it('the Prometheus config loads the alert rules next to it', async () => {
