@@ -214,10 +214,15 @@ export class Runner implements AttemptSink<Delivery> {
     }
     payload.then(
       (value) => {
-        d.message.payload = value;
-        d.deserialized = true;
-        if (this.#hooks.abandoned(d)) this.#finish(d, false, free);
-        else this.#attempt(d, free);
+        try {
+          d.message.payload = value;
+          d.deserialized = true;
+          if (this.#hooks.abandoned(d)) this.#finish(d, false, free);
+          else this.#attempt(d, free);
+        } catch (error) {
+          // This runs in a promise reaction, where a throw would escape.
+          this.#unexpected(d, free, error);
+        }
       },
       (thrown: unknown) => this.#deserializeFailed(d, toError(thrown), free),
     );
