@@ -6,7 +6,7 @@
  * per handled message larger than the rest of a fast message's path.
  * Here an observation finds its series through two lookups and bumps one
  * bucket; the cumulative buckets, sum and count are built at scrape time,
- * in Prometheus's text format as prom-client writes its own.
+ * in the shape prom-client's registry writes out as text.
  */
 export type Outcome = 'success' | 'error' | 'timeout';
 

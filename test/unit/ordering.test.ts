@@ -306,32 +306,6 @@ describe("LaneQueue, 'unordered'", () => {
   });
 });
 
-describe('LaneQueue.clear', () => {
-  it.each<OrderingMode>(['partition', 'key', 'unordered'])(
-    '%s: returns every message held (ready, then waiting), empties the lanes, and frees the one out',
-    (mode) => {
-      const lanes = new LaneQueue<Item>(mode);
-      const items = [item(1, 'a'), item(2, 'b'), item(3, 'a'), item(4, 'b'), item(5, 'c')];
-      for (const i of items) lanes.push(i);
-      const out = lanes.take()!;
-      expect(out.id).toBe(1);
-      const held = lanes.clear();
-      expect(ids(held).sort()).toEqual([2, 3, 4, 5]);
-      expect(lanes.size).toBe(0);
-      expect(lanes.hasReady).toBe(false);
-      // Nothing is out any longer: a new message runs at once, in its old lane too.
-      lanes.push(item(6, 'a'));
-      expect(lanes.take()?.id).toBe(6);
-    },
-  );
-
-  it('key: returns the ready heads before the messages waiting behind them', () => {
-    const lanes = new LaneQueue<Item>('key');
-    for (const i of [item(1, 'a'), item(2, 'a'), item(3, 'b'), item(4, 'b')]) lanes.push(i);
-    expect(ids(lanes.clear())).toEqual([1, 3, 2, 4]);
-  });
-});
-
 describe('LaneQueue property', () => {
   type Command =
     | { kind: 'push'; lane: number }

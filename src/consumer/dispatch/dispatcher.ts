@@ -141,10 +141,10 @@ export class Dispatcher {
         this.#leave(state);
         continue;
       }
-      if (
-        state.running >= strictShare &&
-        (state.running >= share || freeAfter < idle - (state.running === 0 ? 1 : 0))
-      ) {
+      // Within its share of the assignment always; past it only within its
+      // share of the busy partitions and with a slot left for each idle one
+      // (this partition is running something, so it is not among them).
+      if (state.running >= strictShare && (state.running >= share || freeAfter < idle)) {
         this.#cursor += 1;
         continue;
       }

@@ -166,15 +166,4 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
       }
     }
   }
-
-  /** Empties every lane (the partition was revoked or the consumer closes); returns what waited. */
-  clear(): T[] {
-    const all = this.#ready.drain();
-    all.push(...this.#waiting.drain());
-    for (const lane of this.#keys.values()) all.push(...lane.drain());
-    this.#keys.clear();
-    this.#out = false;
-    this.#size = 0;
-    return all;
-  }
 }
