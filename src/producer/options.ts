@@ -172,6 +172,52 @@ const OPTION_KEYS: readonly (keyof RateLimitedProducerOptions)[] = [
 ];
 
 /**
+ * The longest delay Node's timers honour: a longer one fires after 1 ms
+ * (with a TimeoutOverflowWarning), so an option that becomes a timer must
+ * not exceed it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration that becomes a timer: an integer from `min` to {@link MAX_TIMER_MS}, or `Infinity` where allowed (no timer). */
+function timerDuration(
+  option: string,
+  value: unknown,
+  fallback: number,
+  { min, allowInfinity = false }: { min: number; allowInfinity?: boolean },
+): number {
+  const ms = duration(option, value, fallback, { min, allowInfinity });
+  if (ms !== Number.POSITIVE_INFINITY && ms > MAX_TIMER_MS) {
+    throw new ConfigError(
+      option,
+      `an integer number of milliseconds from ${min} to ${MAX_TIMER_MS} (2^31-1, the longest timer Node runs)${allowInfinity ? ', or Infinity' : ''}`,
+      value,
+    );
+  }
+  return ms;
+}
+
+/** The `timeoutMs` of `flush()` or `close()`: at least 0, at most {@link MAX_TIMER_MS}, or `Infinity`. */
+export function resolveDrainTimeout(option: string, value: unknown, fallback: number): number {
+  return timerDuration(option, value, fallback, { min: 0, allowInfinity: true });
+}
+
+/** An optional `AbortSignal` argument. */
+export function resolveSignal(option: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  const s = value as Partial<AbortSignal> | null;
+  if (
+    typeof value !== 'object' ||
+    s === null ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function' ||
+    typeof s.removeEventListener !== 'function'
+  ) {
+    throw new ConfigError(option, 'an AbortSignal', value);
+  }
+  return value as AbortSignal;
+}
+
+/**
  * A rate: a number greater than 0, or `Infinity` for no limit. Zero is
  * refused: a producer that may never send would only fill its buffer and
  * time every caller out; use a critical lag status to stop it on purpose.
@@ -202,9 +248,12 @@ export function resolveProducerOptions(
     knownKeys('lagSignal', lagRaw, ['status', 'intervalMs']);
     lagSignal = Object.freeze({
       status: requiredFunction<ProducerLagSignal['status']>('lagSignal.status', lagRaw['status']),
-      intervalMs: duration('lagSignal.intervalMs', lagRaw['intervalMs'], d.lagSignalIntervalMs, {
-        min: 1,
-      }),
+      intervalMs: timerDuration(
+        'lagSignal.intervalMs',
+        lagRaw['intervalMs'],
+        d.lagSignalIntervalMs,
+        { min: 1 },
+      ),
     });
   }
 
@@ -230,12 +279,12 @@ export function resolveProducerOptions(
     maxBufferedBytes: integer('maxBufferedBytes', raw['maxBufferedBytes'], d.maxBufferedBytes, {
       min: 1,
     }),
-    maxBlockMs: duration('maxBlockMs', raw['maxBlockMs'], d.maxBlockMs, {
+    maxBlockMs: timerDuration('maxBlockMs', raw['maxBlockMs'], d.maxBlockMs, {
       min: 0,
       allowInfinity: true,
     }),
     blockOnFull: boolean('blockOnFull', raw['blockOnFull'], d.blockOnFull),
-    lingerMs: duration('lingerMs', raw['lingerMs'], d.lingerMs, { min: 0 }),
+    lingerMs: timerDuration('lingerMs', raw['lingerMs'], d.lingerMs, { min: 0 }),
     maxBatchMessages: integer('maxBatchMessages', raw['maxBatchMessages'], d.maxBatchMessages, {
       min: 1,
     }),
@@ -247,10 +296,7 @@ export function resolveProducerOptions(
     }),
     lagSignal,
     disconnectOnClose: boolean('disconnectOnClose', raw['disconnectOnClose'], d.disconnectOnClose),
-    closeTimeoutMs: duration('closeTimeoutMs', raw['closeTimeoutMs'], d.closeTimeoutMs, {
-      min: 0,
-      allowInfinity: true,
-    }),
+    closeTimeoutMs: resolveDrainTimeout('closeTimeoutMs', raw['closeTimeoutMs'], d.closeTimeoutMs),
   });
 }
 
