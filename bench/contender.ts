@@ -471,7 +471,9 @@ function counted(producer: Producer): Pick<Producer, 'send' | 'disconnect'> {
       handoffMessages.push(record.messages.length);
       inFlightChange(1);
       try {
-        return await producer.send(record);
+        const metadata = await producer.send(record);
+        noteAppendTimes(metadata);
+        return metadata;
       } finally {
         inFlightChange(-1);
       }
@@ -501,6 +503,59 @@ function produceAll(send: (record: ProducerRecord) => Promise<unknown>): Promise
   };
   meter.start();
   return Promise.all(Array.from({ length: senders }, sender)).then(() => undefined);
+}
+
+/**
+ * The broker's append time (ms, the broker's clock) of the run's first
+ * message. The scenario's topic has `message.timestamp.type=LogAppendTime`,
+ * so every record carries the time the broker wrote it, and produce
+ * responses return it.
+ */
+let firstAppendTime = Number.POSITIVE_INFINITY;
+
+function noteAppendTimes(metadata: readonly RecordMetadata[]): void {
+  for (const m of metadata) {
+    const t = Number(m.logAppendTime ?? -1);
+    if (t > 0 && t < firstAppendTime) firstAppendTime = t;
+  }
+}
+
+/**
+ * The rate as the broker saw it: messages whose broker append time falls in
+ * [first append, first append + window), counted from the offsets the
+ * broker's time index returns for those two instants (summed over
+ * partitions), and per 1 s slice. Runs are sequential, so nothing else
+ * writes to the topic meanwhile. The window is `rateWindowMs` less a margin:
+ * the client stops at `rateWindowMs` and then lifts the limit to drain what
+ * waits, and none of that drain may fall inside the window.
+ */
+const BROKER_WINDOW_MARGIN_MS = 1000;
+
+async function noteBrokerRate(target: number): Promise<void> {
+  const windowMs = spec.producer!.rateWindowMs - BROKER_WINDOW_MARGIN_MS;
+  if (!Number.isFinite(firstAppendTime)) throw new Error('no LogAppendTime in produce responses');
+  const t0 = firstAppendTime;
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsetAt = async (ts: number): Promise<number> => {
+      const offsets = await admin.fetchTopicOffsetsByTimestamp(spec.topic, ts);
+      return offsets.reduce((n, o) => n + Number(o.offset), 0);
+    };
+    const marks: number[] = [];
+    for (let t = 0; t < windowMs; t += 1000) marks.push(await offsetAt(t0 + t));
+    const end = await offsetAt(t0 + windowMs);
+    const slices = marks.map((m, i) => (i + 1 < marks.length ? marks[i + 1]! : end) - m);
+    const whole = windowMs % 1000 === 0 ? slices : slices.slice(0, -1);
+    const rate = ((end - marks[0]!) * 1000) / windowMs;
+    extra['brokerWindowMs'] = windowMs;
+    extra['brokerRate'] = rate;
+    extra['brokerError'] = rate / target - 1;
+    extra['brokerSlowestSecond'] = whole.length > 0 ? Math.min(...whole) : null;
+    extra['brokerFastestSecond'] = whole.length > 0 ? Math.max(...whole) : null;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Calls made and messages handed to KafkaJS within the measured window, and the rate per 1 s slice. */
@@ -570,6 +625,7 @@ async function runLibraryProducer(): Promise<() => Promise<void>> {
     await load;
     await limited.close({ timeoutMs: 10_000 });
     await producer.disconnect();
+    if (rate !== undefined) await noteBrokerRate(rate);
   };
 }
 
