@@ -1,5 +1,10 @@
 import type { RecordMetadata } from 'kafkajs';
-import { ProducerBufferFullError, ProducerStoppedError, toError } from '../errors.js';
+import {
+  ProducerBufferFullError,
+  ProducerClosedError,
+  ProducerStoppedError,
+  toError,
+} from '../errors.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { SendBuffer, type Batch, type PendingSend, type QueuedMessage } from './buffer.js';
@@ -190,14 +195,24 @@ export class Admission {
   }
 
   /**
-   * Rejects every send accepted and not settled with the error `make`
-   * returns for it, and empties the buffer: what was still in it is never
-   * sent. `make` is told whether part of the send may have been written.
+   * Rejects every send accepted and not settled with a
+   * {@link ProducerClosedError} that says `why` (with `cause`) and whether
+   * part of it may have been written, and empties the buffer: what was still
+   * in it is never sent.
    */
-  abandonAll(make: (mayHaveBeenWritten: boolean) => Error): void {
+  abandonAll(why: string, cause: unknown): void {
     const pending = [...this.#unsettled];
     this.buffer.clear();
-    for (const p of pending) this.fail(p, make(p.inFlight > 0));
+    for (const p of pending) {
+      const written = p.inFlight > 0;
+      const error = new ProducerClosedError(
+        written
+          ? `${why} while this record was being sent; it may or may not have been written.`
+          : `${why} before this record was sent; it was not written.`,
+        { mayHaveBeenWritten: written, cause },
+      );
+      this.fail(p, error);
+    }
     this.bufferShrank();
   }
 

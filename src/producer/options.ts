@@ -1,4 +1,6 @@
 import { ConfigError } from '../errors.js';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
 import type { LagStatus } from '../lag/lag-status.js';
 import {
   boolean,
@@ -117,6 +119,38 @@ export interface RateLimitedProducerOptions extends ProducerLimits {
    * @default 30000
    */
   readonly closeTimeoutMs?: number;
+}
+
+export interface RateLimitedProducerDeps {
+  /** @default performance.now() */
+  readonly clock?: Clock;
+  /** @default a logger that drops everything */
+  readonly logger?: Logger;
+}
+
+/** The options of one `send()` call. */
+export interface ProducerSendOptions {
+  /**
+   * Aborting it takes the send back while none of its messages has been
+   * handed to KafkaJS (blocked, or still in the buffer): it is removed and
+   * rejects with `signal.reason`, and nothing of it is written. Once part of
+   * it was handed over, the abort changes nothing.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface ProducerFlushOptions {
+  /** Rejects with `ProducerDrainTimeoutError` after this long; the records keep being delivered. */
+  readonly timeoutMs?: number;
+  /** Aborting it rejects the flush with `signal.reason`; the records keep being delivered. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ProducerCloseOptions {
+  /** @default the `closeTimeoutMs` option */
+  readonly timeoutMs?: number;
+  /** Aborting it ends the wait as the timeout would: what is not delivered yet is rejected, then the close completes. */
+  readonly signal?: AbortSignal;
 }
 
 /** Options after validation and defaults: every field present, frozen. */

@@ -15,13 +15,25 @@ import type {
   RateLimitedProducerEvents,
   RateLimitedProducerState,
 } from './events.js';
+export type {
+  ProducerCloseOptions,
+  ProducerFlushOptions,
+  ProducerSendOptions,
+  RateLimitedProducerDeps,
+} from './options.js';
 import { isLagStatus, LagFollower } from './lag-follower.js';
+import { Throttle } from './throttle.js';
+import { drain } from './drain.js';
 import {
   resolveDrainTimeout,
   resolveProducerLimits,
   resolveProducerOptions,
   resolveSignal,
+  type ProducerCloseOptions,
+  type ProducerFlushOptions,
   type ProducerLimits,
+  type ProducerSendOptions,
+  type RateLimitedProducerDeps,
   type RateLimitedProducerOptions,
   type ResolvedProducerOptions,
 } from './options.js';
@@ -38,38 +50,6 @@ export type {
   RateLimitedProducerEvents,
   RateLimitedProducerState,
 } from './events.js';
-
-export interface RateLimitedProducerDeps {
-  /** @default performance.now() */
-  readonly clock?: Clock;
-  /** @default a logger that drops everything */
-  readonly logger?: Logger;
-}
-
-/** The options of one `send()` call. */
-export interface ProducerSendOptions {
-  /**
-   * Aborting it takes the send back while none of its messages has been
-   * handed to KafkaJS (blocked, or still in the buffer): it is removed and
-   * rejects with `signal.reason`, and nothing of it is written. Once part of
-   * it was handed over, the abort changes nothing.
-   */
-  readonly signal?: AbortSignal;
-}
-
-export interface ProducerFlushOptions {
-  /** Rejects with {@link ProducerDrainTimeoutError} after this long; the records keep being delivered. */
-  readonly timeoutMs?: number;
-  /** Aborting it rejects the flush with `signal.reason`; the records keep being delivered. */
-  readonly signal?: AbortSignal;
-}
-
-export interface ProducerCloseOptions {
-  /** @default the `closeTimeoutMs` option */
-  readonly timeoutMs?: number;
-  /** Aborting it ends the wait as the timeout would: what is not delivered yet is rejected, then the close completes. */
-  readonly signal?: AbortSignal;
-}
 
 /**
  * A KafkaJS producer behind limits: messages per second, bytes per second,
@@ -105,10 +85,7 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
   readonly #dispatcher: Dispatcher;
   readonly #lag: LagFollower | undefined;
 
-  #configured: Required<ProducerLimits>;
-  #inForce: ProducerLimitsInForce;
-  #lagStatus: LagStatus = 'ok';
-  #lagReason: string | undefined;
+  readonly #throttle: Throttle;
   #state: RateLimitedProducerState = 'open';
   /** `flush()`/`close()` calls under way: while any is, `lingerMs` is not waited. */
   #flushes = 0;
@@ -140,12 +117,6 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
     this.#clock = deps.clock ?? systemClock;
     this.#logger = deps.logger ?? silentLogger;
     const o = this.#options;
-    this.#configured = {
-      messagesPerSecond: o.messagesPerSecond,
-      bytesPerSecond: o.bytesPerSecond,
-      maxInFlightRequests: o.maxInFlightRequests,
-    };
-    this.#inForce = Object.freeze({ ...this.#configured });
     const emit: EmitProducerEvent = (name, payload) => this.#emitSafely(name, payload);
     this.#admission = new Admission({
       options: o,
@@ -153,7 +124,7 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
       logger: this.#logger,
       emit,
       accepting: () => this.accepting,
-      lagReason: () => this.#lagReason,
+      lagReason: () => this.#throttle.lagReason,
       queued: () => this.#dispatcher.schedule(),
     });
     this.#dispatcher = new Dispatcher(producer, this.#admission.buffer, o, this.#clock, {
@@ -162,6 +133,12 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
       bufferShrank: () => this.#admission.bufferShrank(),
       answered: (batch, outcome) => this.#admission.answered(batch, outcome),
     });
+    this.#throttle = new Throttle(
+      o,
+      (limits) => this.#dispatcher.setLimits(limits),
+      emit,
+      this.#logger,
+    );
     if (o.lagSignal !== undefined) {
       this.#lag = new LagFollower(
         o.lagSignal,
@@ -198,12 +175,12 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
   }
 
   get lagStatus(): LagStatus {
-    return this.#lagStatus;
+    return this.#throttle.lagStatus;
   }
 
   /** False while the lag status is critical. */
   get accepting(): boolean {
-    return this.#lagStatus !== 'critical';
+    return this.#throttle.accepting;
   }
 
   get state(): RateLimitedProducerState {
@@ -212,7 +189,7 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
 
   /** The limits in force now (frozen snapshot). */
   get limits(): ProducerLimitsInForce {
-    return this.#inForce;
+    return this.#throttle.limits;
   }
 
   /**
@@ -277,7 +254,7 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
     this.#flushes += 1;
     this.#dispatcher.schedule();
     try {
-      const outcome = await settledWithin(snapshot, limit, signal);
+      const outcome = await drain(snapshot, limit, signal);
       if (outcome === 'aborted') throw (signal as AbortSignal).reason;
       if (outcome === 'timeout') {
         throw new ProducerDrainTimeoutError(
@@ -326,13 +303,7 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
    * Throws a `ConfigError` (and changes nothing) if a value is invalid.
    */
   setLimits(limits: ProducerLimits): void {
-    const patch = resolveProducerLimits(limits);
-    this.#configured = { ...this.#configured, ...patch };
-    const previous = this.#inForce;
-    this.#applyLimits();
-    const changed = Object.keys(patch).join(', ');
-    this.#logger.info({ previous, limits: this.#inForce }, 'producer limits changed');
-    this.#emitThrottled('limits', this.#lagStatus, `setLimits(${changed})`);
+    this.#throttle.setLimits(resolveProducerLimits(limits));
   }
 
   /**
@@ -376,47 +347,11 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
     this.#closeListeners.push(() => signal.removeEventListener('abort', onAbort));
   }
 
-  // ---- limits and lag ------------------------------------------------------
-
-  #applyLimits(): void {
-    const factor = this.#lagStatus === 'ok' ? 1 : this.#options.warningRateFactor;
-    this.#inForce = Object.freeze({
-      messagesPerSecond: this.#configured.messagesPerSecond * factor,
-      bytesPerSecond: this.#configured.bytesPerSecond * factor,
-      maxInFlightRequests: this.#configured.maxInFlightRequests,
-    });
-    this.#dispatcher.setLimits(this.#inForce);
-  }
+  // ---- lag ---------------------------------------------------------------
 
   #applyLagStatus(status: LagStatus, reason: string): void {
-    if (this.#state === 'closed' || status === this.#lagStatus) return;
-    const previous = this.#lagStatus;
-    this.#lagStatus = status;
-    this.#lagReason = reason;
-    this.#applyLimits();
-    this.#logger.info(
-      { lagStatus: status, previous, reason, limits: this.#inForce },
-      'producer lag status changed',
-    );
-    this.#emitThrottled('lag', previous, reason);
+    if (this.#state === 'closed' || !this.#throttle.setLagStatus(status, reason)) return;
     if (status !== 'critical') this.#admission.admitBlocked();
-  }
-
-  #emitThrottled(cause: 'lag' | 'limits', previousLagStatus: LagStatus, reason: string): void {
-    /**
-     * The rate in force changed, and why: a new lag status (`cause: 'lag'`;
-     * `warning` slows down by `warningRateFactor`, `critical` also stops
-     * accepting sends, `ok` restores) or `setLimits()`.
-     * @event producer.throttled
-     */
-    this.#emitSafely('producer.throttled', {
-      ...this.#inForce,
-      lagStatus: this.#lagStatus,
-      previousLagStatus,
-      accepting: this.accepting,
-      cause,
-      reason,
-    });
   }
 
   // ---- close ---------------------------------------------------------------
@@ -433,30 +368,14 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
     this.#flushes += 1;
     this.#dispatcher.schedule();
     const cut = this.#closeCut.signal;
-    const outcome = await settledWithin(this.#admission.snapshot(), timeoutMs, cut);
+    const outcome = await drain(this.#admission.snapshot(), timeoutMs, cut);
     if (outcome === 'timeout') {
       const error = new ProducerDrainTimeoutError('close', timeoutMs, this.#admission.unsettled);
-      this.#admission.abandonAll(
-        (written) =>
-          new ProducerClosedError(
-            written
-              ? `close() timed out after ${timeoutMs} ms while this record was being sent; it may or may not have been written.`
-              : `close() timed out after ${timeoutMs} ms before this record was sent; it was not written.`,
-            { mayHaveBeenWritten: written, cause: error },
-          ),
-      );
+      this.#admission.abandonAll(`close() timed out after ${timeoutMs} ms`, error);
       this.#reportError(error, 'close');
     } else if (outcome === 'aborted') {
       this.#logger.info({ pendingSends: this.#admission.unsettled }, 'producer close aborted');
-      this.#admission.abandonAll(
-        (written) =>
-          new ProducerClosedError(
-            written
-              ? 'close() was aborted while this record was being sent; it may or may not have been written.'
-              : 'close() was aborted before this record was sent; it was not written.',
-            { mayHaveBeenWritten: written, cause: cut.reason },
-          ),
-      );
+      this.#admission.abandonAll('close() was aborted', cut.reason);
     }
     for (const remove of this.#closeListeners.splice(0)) remove();
     this.#dispatcher.stop();
@@ -497,32 +416,4 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
       this.#logger.error({ err: error }, 'a rate-limited producer event listener threw');
     }
   }
-}
-
-/** Whether every one of `sends` settled before `timeoutMs` ran out and before `signal` aborted. */
-function settledWithin(
-  sends: readonly PendingSend[],
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<'settled' | 'timeout' | 'aborted'> {
-  if (signal?.aborted === true) return Promise.resolve('aborted');
-  const all = Promise.all(sends.map((p) => p.done));
-  if (timeoutMs === Number.POSITIVE_INFINITY && signal === undefined) {
-    return all.then(() => 'settled');
-  }
-  return new Promise((resolve) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const finish = (outcome: 'settled' | 'timeout' | 'aborted'): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      resolve(outcome);
-    };
-    const onAbort = (): void => finish('aborted');
-    if (timeoutMs !== Number.POSITIVE_INFINITY) {
-      timer = setTimeout(() => finish('timeout'), timeoutMs);
-      timer.unref();
-    }
-    signal?.addEventListener('abort', onAbort, { once: true });
-    void all.then(() => finish('settled'));
-  });
 }
