@@ -20,9 +20,10 @@ export interface DispatchHost {
 }
 
 /**
- * Moves messages from the buffer to KafkaJS: one batch per free slot of the
- * gate, each cut when the tokens (and `lingerMs`) let it go, as large as
- * the tokens and the batch limits allow. It wakes on a microtask when work
+ * Moves messages from the buffer to KafkaJS: a batch is cut when the tokens
+ * (and `lingerMs`) let it go, as large as the tokens and the batch limits
+ * allow, and sent in a free slot of the gate: the first request at once,
+ * further ones side by side only for full batches. It wakes on a microtask when work
  * arrives or a slot frees, and on one timer when it must wait for tokens or
  * the linger; nothing else schedules it.
  */
@@ -97,6 +98,11 @@ export class Dispatcher {
         this.#timer.unref();
         return;
       }
+      // A partial batch waits while a request is in flight: meanwhile it grows
+      // (Nagle's rule), so a trickle of sends, or a rate that lets one
+      // message go every millisecond, becomes fewer and larger requests.
+      // Only full batches use the further slots side by side.
+      if (this.#gate.active > 0 && !this.#fullBatchWaiting()) return;
       // Released in #deliver, which schedules the next look.
       if (!this.#gate.tryAcquire()) return;
       const batch = this.#buffer.take({
@@ -128,6 +134,11 @@ export class Dispatcher {
     this.#gate.release();
     this.#host.answered(batch, outcome);
     this.schedule();
+  }
+
+  #fullBatchWaiting(): boolean {
+    const o = this.#options;
+    return this.#buffer.messages >= o.maxBatchMessages || this.#buffer.bytes >= o.maxBatchBytes;
   }
 
   #readyInMs(now: number): number {

@@ -1073,6 +1073,34 @@ describe('concurrency gate', () => {
     expect(fake.sentValues()).toEqual(Array.from({ length: 300 }, (_, i) => String(i)));
   });
 
+  it('a partial batch waits for the request in flight and grows; full batches go side by side', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 5, maxBatchMessages: 3 }, fake);
+    quiet(rp.send(one('a')));
+    await microtasks();
+    for (const v of ['b', 'c']) quiet(rp.send(one(v)));
+    await microtasks();
+    // Two waiting, a batch holds three: they wait for the answer to 'a'.
+    expect(fake.batchSizes()).toEqual([1]);
+    for (const v of ['d', 'e', 'f', 'g']) quiet(rp.send(one(v)));
+    await microtasks();
+    // Six waiting: two full batches go at once, beside 'a'.
+    expect(fake.batchSizes()).toEqual([1, 3, 3]);
+    expect(rp.inFlightRequests).toBe(3);
+    quiet(rp.send(one('h')));
+    await microtasks();
+    expect(fake.calls).toHaveLength(3);
+    fake.calls[0]?.ack();
+    fake.calls[1]?.ack();
+    await microtasks();
+    // A partial batch waits while any request is in flight.
+    expect(fake.batchSizes()).toEqual([1, 3, 3]);
+    fake.calls[2]?.ack();
+    await microtasks();
+    expect(fake.batchSizes()).toEqual([1, 3, 3, 1]);
+    expect(fake.sentValues()).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+  });
+
   it('lowering the limit lets running requests finish and starts none until below it', async () => {
     const fake = fakeProducer({ autoAck: false });
     const { rp } = make({ maxInFlightRequests: 4, maxBatchMessages: 1 }, fake);
