@@ -10,6 +10,15 @@ import { TokenBucket } from './token-bucket.js';
 /** Below this many milliseconds of waiting a batch goes now: the bucket accounts for the difference. */
 const READY_WITHIN_MS = 1;
 
+/**
+ * How long a partial batch waits for the requests in flight before it takes
+ * a free slot anyway. Long enough to gather what a high rate lets go in the
+ * meantime (the Java producer's `linger.ms` defaults to 5 ms since Kafka 4.0,
+ * KIP-1030), short enough that a request stuck in KafkaJS's retries does not
+ * hold back the sends behind it.
+ */
+export const PARTIAL_BATCH_WAIT_MS = 5;
+
 export interface DispatchHost {
   /** True while `lingerMs` is not waited: a flush or a close is under way, or a send is blocked. */
   lingerWaived(): boolean;
@@ -20,12 +29,14 @@ export interface DispatchHost {
 }
 
 /**
- * Moves messages from the buffer to KafkaJS: a batch is cut when the tokens
+ * Moves messages from the buffer to KafkaJS. A batch is cut when the tokens
  * (and `lingerMs`) let it go, as large as the tokens and the batch limits
- * allow, and sent in a free slot of the gate: the first request at once,
- * further ones side by side only for full batches. It wakes on a microtask when work
- * arrives or a slot frees, and on one timer when it must wait for tokens or
- * the linger; nothing else schedules it.
+ * allow, and sent in a free slot of the gate: at once when nothing is in
+ * flight or the batch is full, and otherwise once it has waited
+ * `PARTIAL_BATCH_WAIT_MS` for the requests in flight. It wakes on a
+ * microtask when work arrives or a slot frees, and on one timer when it must
+ * wait for tokens, the linger or the requests in flight; nothing else
+ * schedules it.
  */
 export class Dispatcher {
   readonly #target: ProducerTarget;
@@ -39,6 +50,8 @@ export class Dispatcher {
   #scheduled = false;
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the latest request was handed to KafkaJS. */
+  #lastSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     target: ProducerTarget,
@@ -94,15 +107,20 @@ export class Dispatcher {
       const now = this.#clock.now();
       const wait = this.#readyInMs(now);
       if (wait >= READY_WITHIN_MS) {
-        this.#timer = setTimeout(this.#run, Math.ceil(wait));
-        this.#timer.unref();
+        this.#wakeIn(wait);
         return;
       }
-      // A partial batch waits while a request is in flight: meanwhile it grows
-      // (Nagle's rule), so a trickle of sends, or a rate that lets one
-      // message go every millisecond, becomes fewer and larger requests.
-      // Only full batches use the further slots side by side.
-      if (this.#gate.active > 0 && !this.#fullBatchWaiting()) return;
+      // A partial batch waits a little while a request is in flight, and
+      // grows meanwhile (Nagle's rule): a trickle of sends, or a rate that
+      // lets one message go every millisecond, becomes fewer and larger
+      // requests. Full batches use the further slots side by side at once.
+      if (this.#gate.active > 0 && !this.#fullBatchWaiting()) {
+        const left = this.#lastSentAt + PARTIAL_BATCH_WAIT_MS - now;
+        if (left > 0) {
+          this.#wakeIn(left);
+          return;
+        }
+      }
       // Released in #deliver, which schedules the next look.
       if (!this.#gate.tryAcquire()) return;
       const batch = this.#buffer.take({
@@ -117,10 +135,16 @@ export class Dispatcher {
       }
       this.#messageBucket.take(batch.messages, now);
       this.#byteBucket.take(batch.bytes, now);
+      this.#lastSentAt = now;
       this.#host.bufferShrank();
       void this.#deliver(batch);
     }
   };
+
+  #wakeIn(ms: number): void {
+    this.#timer = setTimeout(this.#run, Math.ceil(ms));
+    this.#timer.unref();
+  }
 
   /** Sends one batch and hands its outcome over; never rejects. */
   async #deliver(batch: Batch): Promise<void> {

@@ -1101,6 +1101,22 @@ describe('concurrency gate', () => {
     expect(fake.sentValues()).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
   });
 
+  it('a partial batch waits at most 5 ms for a request in flight, so a stuck request holds nothing back', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 5 }, fake);
+    const stuck = track(rp.send(one('stuck')));
+    await microtasks();
+    const behind = track(rp.send(one('behind')));
+    await tick(4);
+    expect(fake.calls).toHaveLength(1);
+    await tick(1);
+    expect(fake.batchSizes()).toEqual([1, 1]);
+    fake.calls[1]?.ack();
+    await microtasks();
+    expect(behind.outcome.status).toBe('fulfilled');
+    expect(stuck.outcome.status).toBe('pending');
+  });
+
   it('lowering the limit lets running requests finish and starts none until below it', async () => {
     const fake = fakeProducer({ autoAck: false });
     const { rp } = make({ maxInFlightRequests: 4, maxBatchMessages: 1 }, fake);
