@@ -596,7 +596,9 @@ function counted(producer: Producer): Pick<Producer, 'send' | 'disconnect'> {
       handoffMessages.push(record.messages.length);
       inFlightChange(1);
       try {
-        return await producer.send(record);
+        const metadata = await producer.send(record);
+        noteAppendTimes(metadata);
+        return metadata;
       } finally {
         inFlightChange(-1);
       }
@@ -626,6 +628,63 @@ function produceAll(send: (record: ProducerRecord) => Promise<unknown>): Promise
   };
   meter.start();
   return Promise.all(Array.from({ length: senders }, sender)).then(() => undefined);
+}
+
+/**
+ * The broker's append time (ms, the broker's clock) of the run's first
+ * message. The scenario's topic has `message.timestamp.type=LogAppendTime`,
+ * so every record carries the time the broker wrote it, and produce
+ * responses return it.
+ */
+let firstAppendTime = Number.POSITIVE_INFINITY;
+
+function noteAppendTimes(metadata: readonly RecordMetadata[]): void {
+  for (const m of metadata) {
+    const t = Number(m.logAppendTime ?? -1);
+    if (t > 0 && t < firstAppendTime) firstAppendTime = t;
+  }
+}
+
+/**
+ * The rate as the broker saw it: messages whose broker append time falls in
+ * a window, counted from the offsets the broker's time index returns for its
+ * two ends (summed over partitions), and per 1 s slice. Runs are sequential,
+ * so nothing else writes to the topic meanwhile.
+ *
+ * The window is whole seconds from T0, the run's first append. It leaves out
+ * its last second of the client's window (at the end the client lifts the
+ * limit to drain what waits, and none of that may be counted) and, for the
+ * target figure, its first second: the first appends wait for a cold path
+ * (connections, JIT), and whatever queued meanwhile lands just after T0, so
+ * a window starting at T0 measures that start-up delay as rate. The figure
+ * from T0 is kept next to it.
+ */
+async function noteBrokerRate(target: number): Promise<void> {
+  if (!Number.isFinite(firstAppendTime)) throw new Error('no LogAppendTime in produce responses');
+  const seconds = Math.floor((spec.producer!.rateWindowMs - 1000) / 1000);
+  const lead = seconds > 2 ? 1 : 0;
+  const t0 = firstAppendTime;
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const marks: number[] = [];
+    for (let k = 0; k <= seconds; k += 1) {
+      const offsets = await admin.fetchTopicOffsetsByTimestamp(spec.topic, t0 + k * 1000);
+      marks.push(offsets.reduce((n, o) => n + Number(o.offset), 0));
+    }
+    const slices = marks.slice(1).map((m, k) => m - marks[k]!);
+    const rate = (marks[seconds]! - marks[lead]!) / (seconds - lead);
+    const fromFirst = (marks[seconds]! - marks[0]!) / seconds;
+    extra['brokerWindow'] = `${lead}–${seconds} s after the first append`;
+    extra['brokerRate'] = rate;
+    extra['brokerError'] = rate / target - 1;
+    extra['brokerErrorFromFirstAppend'] = fromFirst / target - 1;
+    extra['brokerSlowestSecond'] = Math.min(...slices.slice(lead));
+    extra['brokerFastestSecond'] = Math.max(...slices.slice(lead));
+    extra['brokerFirstSecond'] = slices[0] ?? null;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** Calls made and messages handed to KafkaJS within the measured window, and the rate per 1 s slice. */
@@ -695,6 +754,7 @@ async function runLibraryProducer(): Promise<() => Promise<void>> {
     await load;
     await limited.close({ timeoutMs: 10_000 });
     await producer.disconnect();
+    if (rate !== undefined) await noteBrokerRate(rate);
   };
 }
 

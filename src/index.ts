@@ -81,6 +81,9 @@ export type {
   ProducerBufferDrainedEvent,
   ProducerSendFailedEvent,
   ProducerErrorEvent,
+  ProducerSendOptions,
+  ProducerFlushOptions,
+  ProducerCloseOptions,
 } from './producer/rate-limited-producer.js';
 export type {
   RateLimitedProducerOptions,

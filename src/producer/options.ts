@@ -1,4 +1,6 @@
 import { ConfigError } from '../errors.js';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
 import type { LagStatus } from '../lag/lag-status.js';
 import {
   boolean,
@@ -119,6 +121,38 @@ export interface RateLimitedProducerOptions extends ProducerLimits {
   readonly closeTimeoutMs?: number;
 }
 
+export interface RateLimitedProducerDeps {
+  /** @default performance.now() */
+  readonly clock?: Clock;
+  /** @default a logger that drops everything */
+  readonly logger?: Logger;
+}
+
+/** The options of one `send()` call. */
+export interface ProducerSendOptions {
+  /**
+   * Aborting it takes the send back while none of its messages has been
+   * handed to KafkaJS (blocked, or still in the buffer): it is removed and
+   * rejects with `signal.reason`, and nothing of it is written. Once part of
+   * it was handed over, the abort changes nothing.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface ProducerFlushOptions {
+  /** Rejects with `ProducerDrainTimeoutError` after this long; the records keep being delivered. */
+  readonly timeoutMs?: number;
+  /** Aborting it rejects the flush with `signal.reason`; the records keep being delivered. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ProducerCloseOptions {
+  /** @default the `closeTimeoutMs` option */
+  readonly timeoutMs?: number;
+  /** Aborting it ends the wait as the timeout would: what is not delivered yet is rejected, then the close completes. */
+  readonly signal?: AbortSignal;
+}
+
 /** Options after validation and defaults: every field present, frozen. */
 export interface ResolvedProducerOptions {
   readonly messagesPerSecond: number;
@@ -172,6 +206,52 @@ const OPTION_KEYS: readonly (keyof RateLimitedProducerOptions)[] = [
 ];
 
 /**
+ * The longest delay Node's timers honour: a longer one fires after 1 ms
+ * (with a TimeoutOverflowWarning), so an option that becomes a timer must
+ * not exceed it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration that becomes a timer: an integer from `min` to {@link MAX_TIMER_MS}, or `Infinity` where allowed (no timer). */
+function timerDuration(
+  option: string,
+  value: unknown,
+  fallback: number,
+  { min, allowInfinity = false }: { min: number; allowInfinity?: boolean },
+): number {
+  const ms = duration(option, value, fallback, { min, allowInfinity });
+  if (ms !== Number.POSITIVE_INFINITY && ms > MAX_TIMER_MS) {
+    throw new ConfigError(
+      option,
+      `an integer number of milliseconds from ${min} to ${MAX_TIMER_MS} (2^31-1, the longest timer Node runs)${allowInfinity ? ', or Infinity' : ''}`,
+      value,
+    );
+  }
+  return ms;
+}
+
+/** The `timeoutMs` of `flush()` or `close()`: at least 0, at most {@link MAX_TIMER_MS}, or `Infinity`. */
+export function resolveDrainTimeout(option: string, value: unknown, fallback: number): number {
+  return timerDuration(option, value, fallback, { min: 0, allowInfinity: true });
+}
+
+/** An optional `AbortSignal` argument. */
+export function resolveSignal(option: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  const s = value as Partial<AbortSignal> | null;
+  if (
+    typeof value !== 'object' ||
+    s === null ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function' ||
+    typeof s.removeEventListener !== 'function'
+  ) {
+    throw new ConfigError(option, 'an AbortSignal', value);
+  }
+  return value as AbortSignal;
+}
+
+/**
  * A rate: a number greater than 0, or `Infinity` for no limit. Zero is
  * refused: a producer that may never send would only fill its buffer and
  * time every caller out; use a critical lag status to stop it on purpose.
@@ -202,9 +282,12 @@ export function resolveProducerOptions(
     knownKeys('lagSignal', lagRaw, ['status', 'intervalMs']);
     lagSignal = Object.freeze({
       status: requiredFunction<ProducerLagSignal['status']>('lagSignal.status', lagRaw['status']),
-      intervalMs: duration('lagSignal.intervalMs', lagRaw['intervalMs'], d.lagSignalIntervalMs, {
-        min: 1,
-      }),
+      intervalMs: timerDuration(
+        'lagSignal.intervalMs',
+        lagRaw['intervalMs'],
+        d.lagSignalIntervalMs,
+        { min: 1 },
+      ),
     });
   }
 
@@ -230,12 +313,12 @@ export function resolveProducerOptions(
     maxBufferedBytes: integer('maxBufferedBytes', raw['maxBufferedBytes'], d.maxBufferedBytes, {
       min: 1,
     }),
-    maxBlockMs: duration('maxBlockMs', raw['maxBlockMs'], d.maxBlockMs, {
+    maxBlockMs: timerDuration('maxBlockMs', raw['maxBlockMs'], d.maxBlockMs, {
       min: 0,
       allowInfinity: true,
     }),
     blockOnFull: boolean('blockOnFull', raw['blockOnFull'], d.blockOnFull),
-    lingerMs: duration('lingerMs', raw['lingerMs'], d.lingerMs, { min: 0 }),
+    lingerMs: timerDuration('lingerMs', raw['lingerMs'], d.lingerMs, { min: 0 }),
     maxBatchMessages: integer('maxBatchMessages', raw['maxBatchMessages'], d.maxBatchMessages, {
       min: 1,
     }),
@@ -247,10 +330,7 @@ export function resolveProducerOptions(
     }),
     lagSignal,
     disconnectOnClose: boolean('disconnectOnClose', raw['disconnectOnClose'], d.disconnectOnClose),
-    closeTimeoutMs: duration('closeTimeoutMs', raw['closeTimeoutMs'], d.closeTimeoutMs, {
-      min: 0,
-      allowInfinity: true,
-    }),
+    closeTimeoutMs: resolveDrainTimeout('closeTimeoutMs', raw['closeTimeoutMs'], d.closeTimeoutMs),
   });
 }
 

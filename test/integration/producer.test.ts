@@ -251,6 +251,49 @@ describe('RateLimitedProducer against a real broker', () => {
     expect(await readValues(topic, 4)).toEqual(['v1', 'v2', 'v3', 'v4']);
   }, 60_000);
 
+  it('an aborted send still in the buffer or blocked never reaches the broker; the others do', async () => {
+    const topic = await createTopic(uniqueName('abort'), 1);
+    const { target } = await spiedProducer();
+    // One message a second and room for two: the sends after the first wait in the buffer or outside it.
+    const rp = limited(target, { messagesPerSecond: 1, maxBufferedMessages: 2 });
+    const first = rp.send({ topic, messages: [{ value: 'first' }] });
+    await waitFor(() => rp.bufferedMessages === 0, { timeoutMs: 5000, message: 'first sent' });
+    const buffered = new AbortController();
+    const blocked = new AbortController();
+    const doomed = rp.send({ topic, messages: [{ value: 'aborted-in-buffer' }] }, buffered);
+    const kept = rp.send({ topic, messages: [{ value: 'kept' }] });
+    const doomedToo = rp.send({ topic, messages: [{ value: 'aborted-while-blocked' }] }, blocked);
+    const last = rp.send({ topic, messages: [{ value: 'last' }] });
+    expect(rp.bufferedMessages).toBe(2);
+    expect(rp.blockedSends).toBe(2);
+    buffered.abort(new Error('no longer wanted'));
+    blocked.abort(new Error('caller left'));
+    await expect(doomed).rejects.toThrow('no longer wanted');
+    await expect(doomedToo).rejects.toThrow('caller left');
+    await Promise.all([first, kept, last]);
+    expect(await readValues(topic, 3)).toEqual(['first', 'kept', 'last']);
+    expect(await totalEnd(topic)).toBe(3);
+  }, 60_000);
+
+  it('an `await using` scope closes the producer: delivered, then disconnected', async () => {
+    const topic = await createTopic(uniqueName('dispose'), 1);
+    const producer = newProducer();
+    await producer.connect();
+    const disconnected = new Promise<void>((resolve) => {
+      producer.on(producer.events.DISCONNECT, () => resolve());
+    });
+    let kept: RateLimitedProducer | undefined;
+    {
+      await using rp = new RateLimitedProducer(producer, { messagesPerSecond: 20 });
+      kept = rp;
+      for (let i = 0; i < 10; i += 1) void rp.send({ topic, messages: [{ value: `m${i}` }] });
+      expect(rp.pendingSends).toBe(10);
+    }
+    expect(kept.state).toBe('closed');
+    await disconnected;
+    expect(await totalEnd(topic)).toBe(10);
+  }, 60_000);
+
   it('slows down as a consumer group falls behind, stops at critical, and resumes as the lag drains', async () => {
     const WARNING = 50;
     const CRITICAL = 150;

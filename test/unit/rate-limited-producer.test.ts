@@ -1007,3 +1007,432 @@ describe('lag status', () => {
     expect(calls).toBe(after);
   });
 });
+
+// ---- the concurrency gate ------------------------------------------------------
+
+/** Lets promise callbacks run without moving the (fake) clock: no timer can fire. */
+async function microtasks(): Promise<void> {
+  for (let i = 0; i < 20; i += 1) await Promise.resolve();
+}
+
+describe('concurrency gate', () => {
+  it('grants a slot without a timer turn: the next request leaves on the answer that freed it', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1, maxBatchMessages: 1 }, fake);
+    const sends = ['a', 'b', 'c'].map((v) => track(rp.send(one(v))));
+    await microtasks();
+    expect(fake.calls).toHaveLength(1);
+    expect(vi.getTimerCount()).toBe(0);
+    fake.calls[0]?.ack();
+    await microtasks();
+    expect(fake.calls).toHaveLength(2);
+    fake.calls[1]?.ack();
+    await microtasks();
+    expect(fake.calls).toHaveLength(3);
+    fake.calls[2]?.ack();
+    await microtasks();
+    expect(sends.map((s) => s.outcome.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    // The fake clock never moved and no timer was ever set.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('holds the bound in force under concurrency changes at random moments', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 3, maxBatchMessages: 1 }, fake);
+    const violations: string[] = [];
+    const send = fake.producer.send.getMockImplementation();
+    let outstanding = 0;
+    fake.producer.send.mockImplementation((record: ProducerRecord) => {
+      if (outstanding >= rp.limits.maxInFlightRequests) {
+        violations.push(`${outstanding} outstanding at limit ${rp.limits.maxInFlightRequests}`);
+      }
+      outstanding += 1;
+      const answer = send!(record);
+      void answer.finally(() => {
+        outstanding -= 1;
+      });
+      return answer;
+    });
+    const sends = Array.from({ length: 300 }, (_, i) => track(rp.send(one(String(i)))));
+    // A seeded walk: answer the oldest request, or change the limit, and look after each step.
+    let seed = 7;
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    let answered = 0;
+    for (let step = 0; step < 2000 && answered < 300; step += 1) {
+      if (random() < 0.2) rp.setLimits({ maxInFlightRequests: 1 + Math.floor(random() * 6) });
+      else if (answered < fake.calls.length) fake.calls[answered++]?.ack();
+      await microtasks();
+      expect(rp.inFlightRequests).toBe(outstanding);
+    }
+    rp.setLimits({ maxInFlightRequests: 5 });
+    fake.setAutoAck(true);
+    for (const call of fake.calls) call.ack();
+    await tick(10);
+    expect(violations).toEqual([]);
+    expect(sends.every((s) => s.outcome.status === 'fulfilled')).toBe(true);
+    expect(fake.sentValues()).toEqual(Array.from({ length: 300 }, (_, i) => String(i)));
+  });
+
+  it('a partial batch waits for the request in flight and grows; full batches go side by side', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 5, maxBatchMessages: 3 }, fake);
+    quiet(rp.send(one('a')));
+    await microtasks();
+    for (const v of ['b', 'c']) quiet(rp.send(one(v)));
+    await microtasks();
+    // Two waiting, a batch holds three: they wait for the answer to 'a'.
+    expect(fake.batchSizes()).toEqual([1]);
+    for (const v of ['d', 'e', 'f', 'g']) quiet(rp.send(one(v)));
+    await microtasks();
+    // Six waiting: two full batches go at once, beside 'a'.
+    expect(fake.batchSizes()).toEqual([1, 3, 3]);
+    expect(rp.inFlightRequests).toBe(3);
+    quiet(rp.send(one('h')));
+    await microtasks();
+    expect(fake.calls).toHaveLength(3);
+    fake.calls[0]?.ack();
+    fake.calls[1]?.ack();
+    await microtasks();
+    // A partial batch waits while any request is in flight.
+    expect(fake.batchSizes()).toEqual([1, 3, 3]);
+    fake.calls[2]?.ack();
+    await microtasks();
+    expect(fake.batchSizes()).toEqual([1, 3, 3, 1]);
+    expect(fake.sentValues()).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+  });
+
+  it('a partial batch waits at most 5 ms for a request in flight, so a stuck request holds nothing back', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 5 }, fake);
+    const stuck = track(rp.send(one('stuck')));
+    await microtasks();
+    const behind = track(rp.send(one('behind')));
+    await tick(4);
+    expect(fake.calls).toHaveLength(1);
+    await tick(1);
+    expect(fake.batchSizes()).toEqual([1, 1]);
+    fake.calls[1]?.ack();
+    await microtasks();
+    expect(behind.outcome.status).toBe('fulfilled');
+    expect(stuck.outcome.status).toBe('pending');
+  });
+
+  it('lowering the limit lets running requests finish and starts none until below it', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 4, maxBatchMessages: 1 }, fake);
+    for (let i = 0; i < 10; i += 1) quiet(rp.send(one(String(i))));
+    await microtasks();
+    expect(fake.calls).toHaveLength(4);
+    rp.setLimits({ maxInFlightRequests: 2 });
+    fake.calls[0]?.ack();
+    fake.calls[1]?.ack();
+    await microtasks();
+    expect(fake.calls).toHaveLength(4);
+    expect(rp.inFlightRequests).toBe(2);
+    fake.calls[2]?.ack();
+    await microtasks();
+    expect(fake.calls).toHaveLength(5);
+    expect(rp.inFlightRequests).toBe(2);
+  });
+
+  it('releases sends waiting for a slot in arrival order, each caller with its own answer', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 2, maxBatchMessages: 1 }, fake);
+    const order: string[] = [];
+    const sends = Array.from({ length: 8 }, (_, i) =>
+      rp.send(one(String(i))).then(() => order.push(String(i))),
+    );
+    await microtasks();
+    expect(fake.calls).toHaveLength(2);
+    expect(rp.bufferedMessages).toBe(6);
+    for (let i = 0; i < 8; i += 1) {
+      fake.calls[i]?.ack();
+      await microtasks();
+    }
+    await Promise.all(sends);
+    expect(fake.sentValues()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+    expect(order).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+  });
+
+  it('flush and close wait for the sends still waiting for a slot, and deliver them', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1, maxBatchMessages: 1 }, fake);
+    const sends = ['a', 'b', 'c'].map((v) => track(rp.send(one(v))));
+    await microtasks();
+    const flushed = track(rp.flush());
+    const closing = track(rp.close());
+    for (let i = 0; i < 3; i += 1) {
+      await microtasks();
+      expect(flushed.outcome.status).toBe('pending');
+      fake.calls[i]?.ack();
+    }
+    await tick(1);
+    expect(flushed.outcome.status).toBe('fulfilled');
+    expect(closing.outcome.status).toBe('fulfilled');
+    expect(sends.map((s) => s.outcome.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    expect(fake.sentValues()).toEqual(['a', 'b', 'c']);
+    expect(fake.producer.disconnect).toHaveBeenCalledTimes(1);
+  });
+
+  it('close with no time left rejects the sends waiting for a slot as never written', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1, maxBatchMessages: 1 }, fake);
+    const sends = ['a', 'b', 'c'].map((v) => track(rp.send(one(v))));
+    await microtasks();
+    const closing = track(rp.close({ timeoutMs: 0 }));
+    await tick(1);
+    expect(closing.outcome.status).toBe('fulfilled');
+    expect(errorOf(sends[0]!)).toMatchObject({ code: 'ERR_CLOSED', mayHaveBeenWritten: true });
+    expect(errorOf(sends[1]!)).toMatchObject({ code: 'ERR_CLOSED', mayHaveBeenWritten: false });
+    expect(errorOf(sends[2]!)).toMatchObject({ code: 'ERR_CLOSED', mayHaveBeenWritten: false });
+    fake.calls[0]?.ack();
+    await tick(1);
+    expect(fake.calls).toHaveLength(1);
+  });
+});
+
+// ---- cancellation and disposal -------------------------------------------------
+
+describe('signals', () => {
+  it('an already aborted signal rejects the send with its reason; nothing is buffered or sent', async () => {
+    const { rp, fake } = make();
+    const reason = new Error('caller gave up');
+    await expect(rp.send(one('a'), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    await tick(5);
+    expect(rp.bufferedMessages).toBe(0);
+    expect(rp.pendingSends).toBe(0);
+    expect(fake.calls).toHaveLength(0);
+  });
+
+  it('a send aborted while buffered leaves the buffer, rejects with the reason and is never sent', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1 }, fake);
+    const first = track(rp.send(one('a')));
+    await microtasks();
+    const controller = new AbortController();
+    const aborted = track(
+      rp.send(
+        { topic: 't', messages: [{ value: 'b1' }, { value: 'b2' }] },
+        { signal: controller.signal },
+      ),
+    );
+    const after = track(rp.send(one('c')));
+    await microtasks();
+    expect(rp.bufferedMessages).toBe(3);
+    controller.abort('stop');
+    await microtasks();
+    expect(aborted.outcome).toEqual({ status: 'rejected', error: 'stop' });
+    expect(rp.bufferedMessages).toBe(1);
+    expect(rp.pendingSends).toBe(2);
+    fake.setAutoAck(true);
+    fake.calls[0]?.ack();
+    await tick(5);
+    expect(first.outcome.status).toBe('fulfilled');
+    expect(after.outcome.status).toBe('fulfilled');
+    expect(fake.sentValues()).toEqual(['a', 'c']);
+  });
+
+  it('a send aborted while blocked outside a full buffer rejects with the reason and lets the next one in', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1, maxBufferedMessages: 1 }, fake);
+    quiet(rp.send(one('a')));
+    await microtasks();
+    quiet(rp.send(one('b')));
+    const controller = new AbortController();
+    const big = track(
+      rp.send(
+        { topic: 't', messages: [{ value: 'x' }, { value: 'y' }] },
+        { signal: controller.signal },
+      ),
+    );
+    const small = track(rp.send(one('c')));
+    await microtasks();
+    expect(rp.blockedSends).toBe(2);
+    const reason = new DOMException('aborted', 'AbortError');
+    controller.abort(reason);
+    await microtasks();
+    expect(big.outcome).toEqual({ status: 'rejected', error: reason });
+    expect(rp.blockedSends).toBe(1);
+    fake.setAutoAck(true);
+    fake.calls[0]?.ack();
+    await tick(5);
+    expect(small.outcome.status).toBe('fulfilled');
+    expect(fake.sentValues()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('an abort after the send was handed to KafkaJS changes nothing: the broker answer settles it', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({}, fake);
+    const controller = new AbortController();
+    const send = track(rp.send(one('a'), { signal: controller.signal }));
+    await microtasks();
+    expect(fake.calls).toHaveLength(1);
+    controller.abort();
+    await microtasks();
+    expect(send.outcome.status).toBe('pending');
+    fake.calls[0]?.ack();
+    await microtasks();
+    expect(send.outcome.status).toBe('fulfilled');
+  });
+
+  it('removes its abort listener once the send settles', async () => {
+    const { rp } = make();
+    const listeners = new Set<unknown>();
+    const signal = {
+      aborted: false,
+      reason: undefined,
+      addEventListener: (_type: string, listener: unknown) => listeners.add(listener),
+      removeEventListener: (_type: string, listener: unknown) => listeners.delete(listener),
+    } as unknown as AbortSignal;
+    const send = rp.send(one('a'), { signal });
+    expect(listeners.size).toBe(1);
+    await until(send);
+    expect(listeners.size).toBe(0);
+  });
+
+  it('refuses a signal that is not an AbortSignal with a typed error', async () => {
+    const { rp } = make();
+    await expect(
+      rp.send(one('a'), { signal: 'now' as unknown as AbortSignal }),
+    ).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      option: 'options.signal',
+    });
+    await expect(rp.flush({ signal: {} as AbortSignal })).rejects.toMatchObject({
+      option: 'signal',
+    });
+    await expect(rp.close({ signal: 5 as unknown as AbortSignal })).rejects.toMatchObject({
+      option: 'signal',
+    });
+    expect(rp.state).toBe('open');
+  });
+
+  it('an aborted flush rejects with the reason; the records keep being delivered', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({}, fake);
+    const send = track(rp.send(one('a')));
+    await microtasks();
+    const controller = new AbortController();
+    const flushed = track(rp.flush({ signal: controller.signal }));
+    controller.abort('enough');
+    await microtasks();
+    expect(flushed.outcome).toEqual({ status: 'rejected', error: 'enough' });
+    await expect(rp.flush({ signal: AbortSignal.abort('at once') })).rejects.toBe('at once');
+    fake.calls[0]?.ack();
+    await microtasks();
+    expect(send.outcome.status).toBe('fulfilled');
+  });
+
+  it('an aborted close gives up as its timeout would: callers reject with ERR_CLOSED, then it disconnects', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1, closeTimeoutMs: 60_000 }, fake);
+    const errors = collect<ProducerErrorEvent>(rp, 'producer.error');
+    const inFlight = track(rp.send(one('a')));
+    await microtasks();
+    const queued = track(rp.send(one('b')));
+    const controller = new AbortController();
+    const closing = track(rp.close({ signal: controller.signal }));
+    await tick(100);
+    expect(closing.outcome.status).toBe('pending');
+    const reason = new Error('shutdown deadline');
+    controller.abort(reason);
+    await tick(1);
+    expect(closing.outcome.status).toBe('fulfilled');
+    expect(rp.state).toBe('closed');
+    expect(errorOf(inFlight)).toMatchObject({
+      code: 'ERR_CLOSED',
+      mayHaveBeenWritten: true,
+      cause: reason,
+    });
+    expect(errorOf(queued)).toMatchObject({ code: 'ERR_CLOSED', mayHaveBeenWritten: false });
+    expect(fake.calls).toHaveLength(1);
+    expect(fake.producer.disconnect).toHaveBeenCalledTimes(1);
+    expect(errors).toEqual([]);
+  });
+
+  it('a signal given to a later close() call still cuts the close under way short', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({}, fake);
+    const send = track(rp.send(one('a')));
+    await microtasks();
+    const first = rp.close();
+    const controller = new AbortController();
+    const second = rp.close({ signal: controller.signal });
+    expect(second).toBe(first);
+    controller.abort();
+    await tick(1);
+    await first;
+    expect(errorOf(send)).toMatchObject({ code: 'ERR_CLOSED', mayHaveBeenWritten: true });
+  });
+});
+
+describe('Symbol.asyncDispose', () => {
+  it('is close() with its defaults', async () => {
+    const { rp, fake } = make({ messagesPerSecond: 10 });
+    const send = track(rp.send(one('a')));
+    const disposing = track(rp[Symbol.asyncDispose]());
+    expect(rp.state).toBe('closing');
+    await tick(200);
+    expect(disposing.outcome.status).toBe('fulfilled');
+    expect(send.outcome.status).toBe('fulfilled');
+    expect(fake.producer.disconnect).toHaveBeenCalledTimes(1);
+    expect(rp[Symbol.asyncDispose]()).toBe(rp.close());
+  });
+
+  it('closes the producer when an `await using` scope ends', async () => {
+    vi.useRealTimers();
+    const fake = fakeProducer();
+    let kept: RateLimitedProducer | undefined;
+    {
+      await using rp = new RateLimitedProducer(fake.producer, {}, { clock });
+      kept = rp;
+      await rp.send(one('a'));
+      expect(rp.state).toBe('open');
+    }
+    expect(kept.state).toBe('closed');
+    expect(fake.producer.disconnect).toHaveBeenCalledTimes(1);
+    expect(fake.sentValues()).toEqual(['a']);
+  });
+});
+
+describe('durations that become timers', () => {
+  const MAX = 2 ** 31 - 1;
+  it.each(['maxBlockMs', 'lingerMs', 'closeTimeoutMs'] as const)(
+    'refuses %s above 2^31-1 ms and accepts 2^31-1',
+    (option) => {
+      expect(() => resolveProducerOptions({ [option]: 2 ** 31 })).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG', option, received: 2 ** 31 }),
+      );
+      expect(resolveProducerOptions({ [option]: MAX })[option]).toBe(MAX);
+    },
+  );
+
+  it('refuses lagSignal.intervalMs above 2^31-1 ms', () => {
+    expect(() =>
+      resolveProducerOptions({ lagSignal: { status: () => 'ok', intervalMs: 2 ** 31 } }),
+    ).toThrow(expect.objectContaining({ option: 'lagSignal.intervalMs' }));
+    expect(
+      resolveProducerOptions({ lagSignal: { status: () => 'ok', intervalMs: MAX } }).lagSignal
+        ?.intervalMs,
+    ).toBe(MAX);
+  });
+
+  it('refuses a flush or close timeoutMs above 2^31-1 ms; a refused close leaves it open', async () => {
+    const { rp } = make();
+    await expect(rp.flush({ timeoutMs: 2 ** 31 })).rejects.toMatchObject({ option: 'timeoutMs' });
+    await expect(rp.close({ timeoutMs: 2 ** 31 })).rejects.toMatchObject({ option: 'timeoutMs' });
+    expect(rp.state).toBe('open');
+    await until(rp.send(one('a')));
+  });
+
+  it('a maxBlockMs of 2^31-1 really waits: the blocked send is still pending a day later', async () => {
+    const fake = fakeProducer({ autoAck: false });
+    const { rp } = make({ maxInFlightRequests: 1, maxBufferedMessages: 1, maxBlockMs: MAX }, fake);
+    quiet(rp.send(one('a')));
+    await microtasks();
+    quiet(rp.send(one('b')));
+    const blocked = track(rp.send(one('c')));
+    await tick(24 * 3600 * 1000);
+    expect(blocked.outcome.status).toBe('pending');
+  });
+});
