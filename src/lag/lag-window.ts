@@ -31,7 +31,7 @@ export interface LagSample {
   readonly startOffset?: number;
 }
 
-/** Burrow's evaluation rules over the window; see {@link evaluateRules} for the exact definitions. */
+/** Burrow's evaluation rules over the window; defined in docs/lag-monitor.md ("Burrow's rules"). */
 export interface LagRules {
   /** The committed offset did not move across the window, every sample had lag, and the lag did not grow. */
   readonly stalled: boolean;
@@ -55,9 +55,9 @@ export interface PartitionAnalysis {
   /** From the newest sample. */
   readonly endOffset: number;
   readonly committedOffset: number | null;
-  /** End offset minus committed offset (never negative); see {@link lagOf}. */
+  /** End offset minus committed offset (never negative). */
   readonly lag: number;
-  /** See {@link estimateTimeLagSeconds}. `null` only for an empty window. */
+  /** Estimated from the end offsets' history (docs/lag-monitor.md, "Time lag"). `null` only for an empty window. */
   readonly timeLagSeconds: number | null;
   /** Least-squares slope of the lag, msg/s: positive while the backlog grows. */
   readonly rateOfChange: number | null;
