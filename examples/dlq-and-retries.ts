@@ -85,7 +85,7 @@ run(async () => {
         initialDelayMs: 200, // then ~400, ~800 (x2 each time, capped at maxDelayMs)
         maxDelayMs: 2000,
         multiplier: 2,
-        jitter: 0.2, // ±20 % so retries of many messages do not line up
+        jitter: 0.2, // up to 20 % off each delay, so retries of many messages do not line up
         // Everything is retried unless it says otherwise; here a
         // GatewayTimeout always is, and a TypeError (a bug) never is.
         isRetriable: (error) => error instanceof GatewayTimeout || !(error instanceof TypeError),
