@@ -6,13 +6,9 @@
 // handling nothing twice; every order done). An example that no longer
 // compiles or runs fails here too. The demo has its own test (demo.test.ts).
 //
-// Not here yet: dlq-and-retries.ts checks exact counts (36 handled, 4 dead
-// letters), and once on the loaded development machine its one
-// `producer.send` of 40 payments landed twice in the topic (a KafkaJS
-// retry of a write that had succeeded), so it counted 67 and 7. It needs
-// to count distinct payments before it can run here. pipeline.ts,
-// rate-limited-producer.ts and lag-monitor-service.ts print what happened
-// but check nothing themselves (the last is tested in lag-service.test.ts).
+// pipeline.ts, rate-limited-producer.ts and lag-monitor-service.ts print
+// what happened but check nothing themselves (the last is tested in
+// lag-service.test.ts).
 
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -51,6 +47,7 @@ function runExample(
 }
 
 const EXAMPLES: readonly { file: string; args?: readonly string[]; timeoutMs: number }[] = [
+  { file: 'examples/dlq-and-retries.ts', timeoutMs: 90_000 },
   { file: 'examples/graceful-shutdown.ts', timeoutMs: 90_000 },
   { file: 'examples/basic-consumer.ts', timeoutMs: 110_000 },
   { file: 'examples/circuit-breaker-http.ts', timeoutMs: 110_000 },
