@@ -69,7 +69,12 @@ run(async () => {
   const rawDlqProducer = kafka.producer();
   await rawDlqProducer.connect();
   const dlqProducer = new RateLimitedProducer(rawDlqProducer, { messagesPerSecond: 50 });
-  let handled = 0;
+  // Counted by payment, not by delivery: at-least-once means a payment may
+  // come twice (a redelivery, or a producer retry of a write that had
+  // landed), and the checks below are about payments.
+  const handledIds = new Set<number>();
+  const deadLetteredValues = new Set<string>();
+  const valueAt = new Map<string, string>();
   let deadLettered = 0;
 
   const consumer = new BackpressureConsumer<Payment>(
@@ -79,13 +84,17 @@ run(async () => {
       fromBeginning: true,
       ordering: 'key',
       concurrency: 8,
-      deserialize: (message) => JSON.parse(message.value?.toString() ?? '') as Payment,
+      deserialize: (message, { partition }) => {
+        const value = message.value?.toString() ?? '';
+        valueAt.set(`${partition}@${message.offset}`, value);
+        return JSON.parse(value) as Payment;
+      },
       retry: {
         maxAttempts: 4, // the first attempt included
         initialDelayMs: 200, // then ~400, ~800 (x2 each time, capped at maxDelayMs)
         maxDelayMs: 2000,
         multiplier: 2,
-        jitter: 0.2, // ±20 % so retries of many messages do not line up
+        jitter: 0.2, // up to 20 % off each delay, so retries of many messages do not line up
         // Everything is retried unless it says otherwise; here a
         // GatewayTimeout always is, and a TypeError (a bug) never is.
         isRetriable: (error) => error instanceof GatewayTimeout || !(error instanceof TypeError),
@@ -107,7 +116,7 @@ run(async () => {
           throw new GatewayTimeout(`gateway timed out (attempt ${attempt})`);
         }
         await sleep(20);
-        handled += 1;
+        handledIds.add(payment.id);
       },
     },
   );
@@ -119,6 +128,9 @@ run(async () => {
   );
   consumer.on('dlq.routed', (e) => {
     deadLettered += 1;
+    deadLetteredValues.add(
+      valueAt.get(`${e.partition}@${e.offset}`) ?? `${e.partition}@${e.offset}`,
+    );
     console.log(
       `${stamp()} dead letter p${e.partition}@${e.offset} -> ${e.dlqTopic} (${e.reason} after ${e.attempts} attempt(s)): ${e.error.message}`,
     );
@@ -131,9 +143,13 @@ run(async () => {
 
   await consumer.start();
   const deadline = Date.now() + 60_000;
-  while (handled + deadLettered < KINDS.length && Date.now() < deadline) await sleep(100);
+  while (handledIds.size + deadLetteredValues.size < KINDS.length && Date.now() < deadline) {
+    await sleep(100);
+  }
   await consumer.close();
-  console.log(`${stamp()} ${handled} handled, ${deadLettered} dead-lettered`);
+  console.log(
+    `${stamp()} ${handledIds.size} payments handled, ${deadLetteredValues.size} dead-lettered (${deadLettered} dead letters written)`,
+  );
 
   // Read the dead letters back. A re-drive tool would use the same headers:
   // fix the cause, then produce `value` back to x-bp-original-topic.
@@ -173,5 +189,5 @@ run(async () => {
   await producer.disconnect();
   await admin.deleteTopics({ topics: [topic, dlqTopic] }).catch(() => undefined);
   await admin.disconnect();
-  if (handled !== 36 || deadLettered !== 4) process.exitCode = 1;
+  if (handledIds.size !== 36 || deadLetteredValues.size !== 4) process.exitCode = 1;
 });

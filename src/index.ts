@@ -64,6 +64,7 @@ export type {
   LagErrorEvent,
 } from './lag/lag-monitor.js';
 export type { LagSample } from './lag/samples.js';
+export type { AdminCall } from './lag/admin-poller.js';
 export type { LagRules } from './lag/rules.js';
 export type { LagThresholds } from './lag/thresholds.js';
 export type { LagRecommendation } from './lag/recommend.js';

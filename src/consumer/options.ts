@@ -150,7 +150,10 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
   readonly fromBeginning?: boolean;
   /** Runs once per message; resolve when the message is done, throw to retry or dead-letter it. */
   readonly handler: MessageHandler<T>;
-  /** Turns the raw message into the handler's `payload`; a throw sends the message to the DLQ at once. */
+  /**
+   * Turns the raw message into the handler's `payload`; a throw sends the message to the DLQ at once.
+   * @default none: `payload` is the raw `value`
+   */
   readonly deserialize?: Deserializer<T>;
   /** @default 'partition' */
   readonly ordering?: OrderingMode;
@@ -171,8 +174,12 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
   readonly latency?: LatencyOptions;
   /** Handler attempts that take longer fail with `HandlerTimeoutError`. @default 30000 */
   readonly handlerTimeoutMs?: number;
+  /** Retries in place with backoff; see {@link RetryOptions} for each default. */
   readonly retry?: RetryOptions;
-  /** Dead-letter routing. Without it, a message that exhausts its attempts holds its partition and keeps retrying. */
+  /**
+   * Dead-letter routing. Without it, a message that exhausts its attempts holds its partition and keeps retrying.
+   * @default disabled
+   */
   readonly deadLetter?: DeadLetterOptions;
   /** Circuit breaker around the handler. @default enabled with its defaults; `false` disables */
   readonly circuitBreaker?: CircuitBreakerOptions | false;
@@ -205,8 +212,12 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
    * @default disabled
    */
   readonly downstreamLag?: DownstreamLagOptions;
+  /** A pino-shaped logger (`debug`, `info`, `warn`, `error`). @default silent: nothing goes to the console */
   readonly logger?: Logger;
-  /** For tests. @default performance.now() */
+  /**
+   * Time source (milliseconds) for rolling windows, timeouts and flow decisions; inject one in tests.
+   * @default performance.now()
+   */
   readonly clock?: Clock;
 }
 
