@@ -18,8 +18,13 @@ export type Labels = Record<string, string>;
 export interface MetricsRegistry {
   getSingleMetric(name: string): unknown;
   removeSingleMetric(name: string): void;
-  /** Registers a metric object of the library's own (the handler-duration histogram). */
-  registerMetric(metric: never): void;
+  /**
+   * Registers a metric object (prom-client's metric constructors call it,
+   * and so does the library's handler-duration histogram). Optional in the
+   * type so that a registry is checked for prom-client first: without
+   * prom-client installed, `registerMetrics` says so.
+   */
+  registerMetric?(metric: never): void;
 }
 
 /** The options passed to the metric constructors (a subset of prom-client's). */
@@ -160,8 +165,16 @@ export class Builder {
 
   /** A metric object of the library's own, registered as it is. */
   custom<M extends { readonly name: string }>(metric: M): M {
+    const registry = this.#registry;
+    if (typeof registry.registerMetric !== 'function') {
+      throw new ConfigError(
+        'registry',
+        'a prom-client Registry with registerMetric() (new client.Registry()) to measure consumers',
+        registry,
+      );
+    }
     this.#claim(metric.name);
-    this.#registry.registerMetric(metric as never);
+    registry.registerMetric(metric as never);
     return metric;
   }
 

@@ -110,8 +110,7 @@ export function registerMetrics(
     typeof registry !== 'object' ||
     registry === null ||
     typeof registry.getSingleMetric !== 'function' ||
-    typeof registry.removeSingleMetric !== 'function' ||
-    typeof registry.registerMetric !== 'function'
+    typeof registry.removeSingleMetric !== 'function'
   ) {
     throw new ConfigError('registry', 'a prom-client Registry (new client.Registry())', registry);
   }
