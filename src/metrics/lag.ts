@@ -129,20 +129,7 @@ export function monitorMetrics(b: Builder, monitors: readonly LagMonitor[]): voi
     'kafka_lag_partition_status',
     'Lag status per partition: 0 ok, 1 warning, 2 critical.',
     ['group', 'topic', 'partition'],
-    () => {
-      const rows = new Rows('max');
-      for (const monitor of monitors) {
-        const snapshot = monitor.snapshot();
-        if (snapshot === undefined) continue;
-        for (const p of snapshot.partitions) {
-          rows.add(
-            { group: snapshot.groupId, topic: p.topic, partition: String(p.partition) },
-            lagStatusLevel(p.status),
-          );
-        }
-      }
-      return rows;
-    },
+    () => perPartition((p) => lagStatusLevel(p.status)),
   );
   b.gauge(
     'kafka_lag_rate_of_change',
