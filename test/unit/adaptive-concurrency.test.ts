@@ -248,3 +248,19 @@ describe('GradientLimit decisions', () => {
     );
   });
 });
+
+describe('GradientLimit.restart', () => {
+  it('drops the samples so far: calls bounded by something else are no evidence', () => {
+    const limit = gradient({ initial: 20 });
+    for (let i = 0; i < 5; i += 1) limit.record(10, 100);
+    limit.update(100, 0);
+    for (let i = 0; i < 5; i += 1) limit.record(500, 2000);
+    limit.restart(2000);
+    expect(limit.update(2250, 20)).toEqual({ changed: false, limit: 20 });
+    // Calls that started before the restart still do not count.
+    for (let i = 0; i < 5; i += 1) limit.record(500, 2300);
+    expect(limit.update(2500, 20)).toEqual({ changed: false, limit: 20 });
+    for (let i = 0; i < 5; i += 1) limit.record(10, 2600);
+    expect(limit.update(2750, 20)).toMatchObject({ changed: true, limit: 21, reason: 'healthy' });
+  });
+});

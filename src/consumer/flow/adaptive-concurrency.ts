@@ -104,6 +104,20 @@ export class GradientLimit {
     this.#count += 1;
   }
 
+  /**
+   * Forgets the samples so far: from `now` on, only calls that start count.
+   * For when something other than this limit bounded the calls (a latency
+   * pause's probes, the breaker's half-open state).
+   */
+  restart(now: number): void {
+    this.#changedAt = now;
+    this.#sum = 0;
+    this.#count = 0;
+    this.#cut = undefined;
+    this.#staleSum = 0;
+    this.#staleCount = 0;
+  }
+
   /** Fresh samples waiting for the next decision. */
   get samples(): number {
     return this.#count;

@@ -16,12 +16,13 @@ export class ConcurrencyControl {
   readonly #limit: GradientLimit | undefined;
   readonly #dispatcher: Dispatcher;
   readonly #changed: (event: ConcurrencyChangedEvent) => void;
+  readonly #clock: ResolvedOptions<unknown>['clock'];
   #circuit: CircuitState = 'closed';
   /** Calls allowed at once while a latency pause holds, or undefined. */
   #probes: number | undefined;
 
   constructor(
-    options: Pick<ResolvedOptions<unknown>, 'concurrency' | 'adaptiveConcurrency'>,
+    options: Pick<ResolvedOptions<unknown>, 'concurrency' | 'adaptiveConcurrency' | 'clock'>,
     dispatcher: Dispatcher,
     changed: (event: ConcurrencyChangedEvent) => void,
   ) {
@@ -39,6 +40,7 @@ export class ConcurrencyControl {
       : undefined;
     this.#dispatcher = dispatcher;
     this.#changed = changed;
+    this.#clock = options.clock;
   }
 
   /** A handler call ended after `durationMs`, at `now`. */
@@ -59,6 +61,8 @@ export class ConcurrencyControl {
 
   circuitChanged(state: CircuitState): void {
     this.#circuit = state;
+    // Calls under the breaker's limits say nothing of the adaptive one.
+    this.#limit?.restart(this.#clock.now());
     if (state === 'half-open') this.#apply('circuit-half-open');
     else if (state === 'closed') this.#apply('circuit-closed');
   }
@@ -66,6 +70,8 @@ export class ConcurrencyControl {
   /** A latency pause began (`probes` calls at once from now) or ended (undefined). */
   latencyPaused(probes: number | undefined): void {
     this.#probes = probes;
+    // Probes ran under the pause's cap, not under the limit: they are not its evidence.
+    this.#limit?.restart(this.#clock.now());
     this.#apply(probes === undefined ? 'latency-resumed' : 'latency-paused');
   }
 
