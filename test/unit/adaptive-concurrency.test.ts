@@ -206,14 +206,22 @@ describe('GradientLimit decisions', () => {
 
   it('grows while latency holds and the limit is in use, not while it is idle', () => {
     const limit = gradient({ initial: 4, max: 6, increaseStep: 1 });
-    for (let i = 0; i < 4; i += 1) limit.record(50, 100);
+    for (let i = 0; i < 4; i += 1) limit.record(80, 100);
     expect(limit.update(100, 2)).toEqual({ changed: false, limit: 4 });
-    for (let i = 0; i < 4; i += 1) limit.record(50, 200);
+    for (let i = 0; i < 4; i += 1) limit.record(80, 200);
     expect(limit.update(200, 4)).toMatchObject({ changed: true, limit: 5, reason: 'healthy' });
-    for (let i = 0; i < 5; i += 1) limit.record(50, 300);
+    for (let i = 0; i < 5; i += 1) limit.record(80, 300);
     expect(limit.update(300, 5)).toMatchObject({ changed: true, limit: 6 });
-    for (let i = 0; i < 6; i += 1) limit.record(50, 400);
+    for (let i = 0; i < 6; i += 1) limit.record(80, 400);
     expect(limit.update(400, 9)).toEqual({ changed: false, limit: 6 });
+  });
+
+  it('grows by √limit while latency is under half the target (back from a slow spell)', () => {
+    const limit = gradient({ initial: 9, max: 32 });
+    for (let i = 0; i < 9; i += 1) limit.record(5, 100);
+    expect(limit.update(100, 100)).toMatchObject({ changed: true, limit: 12 });
+    for (let i = 0; i < 9; i += 1) limit.record(5, 200);
+    expect(limit.update(200, 100)).toMatchObject({ changed: true, limit: 16 });
   });
 
   it('below targetLatencyMs every latency is healthy, whatever the baseline', () => {
@@ -261,6 +269,6 @@ describe('GradientLimit.restart', () => {
     for (let i = 0; i < 5; i += 1) limit.record(500, 2300);
     expect(limit.update(2500, 20)).toEqual({ changed: false, limit: 20 });
     for (let i = 0; i < 5; i += 1) limit.record(10, 2600);
-    expect(limit.update(2750, 20)).toMatchObject({ changed: true, limit: 21, reason: 'healthy' });
+    expect(limit.update(2750, 20)).toMatchObject({ changed: true, limit: 25, reason: 'healthy' });
   });
 });

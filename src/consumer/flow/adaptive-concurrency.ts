@@ -8,7 +8,8 @@
  *   once, in proportion to the rise (`limit × baseline / short`), never by
  *   more than `decreaseFactor` in one step;
  * - while latency holds (short-term within `baseline × HOLD_BAND`, or below
- *   `targetLatencyMs`) and the limit is in use, it grows by `increaseStep`;
+ *   `targetLatencyMs`) and the limit is in use, it grows by `increaseStep`,
+ *   or by √limit while latency is under half the target;
  * - in between, it holds.
  *
  * Two things keep it honest:
@@ -166,7 +167,14 @@ export class GradientLimit {
       return this.#move(next, now, 'latency-high');
     }
     if ((shortMs <= targetLatencyMs || shortMs <= baseline * HOLD_BAND) && inUse >= from) {
-      return this.#move(Math.min(max, from + increaseStep), now, 'healthy');
+      // Well under the target (a downstream back from a slow spell), grow by
+      // the square root of the limit: back to full flow in a few steps
+      // instead of one step per slot.
+      const step =
+        shortMs <= targetLatencyMs / 2
+          ? Math.max(increaseStep, Math.ceil(Math.sqrt(from)))
+          : increaseStep;
+      return this.#move(Math.min(max, from + step), now, 'healthy');
     }
     return { changed: false, limit: from };
   }
