@@ -178,3 +178,25 @@ describe('LatencyTrigger', () => {
     expect(setup({ windowMs: 100 }).trigger.intervalMs).toBe(50);
   });
 });
+
+describe('LatencyTrigger on a recovered downstream', () => {
+  it('does not pause on the window alone when the calls since the last check are fast', () => {
+    const t = setup({ windowMs: 10_000 });
+    t.record(20, 100);
+    t.trigger.check();
+    t.advance(6000);
+    // Slow calls, but the window's median is still fast.
+    t.record(200, 60);
+    t.trigger.check();
+    // The fast calls age out: the window's median is slow now, but the
+    // downstream has recovered since the last check.
+    t.advance(4500);
+    t.record(20, 10);
+    t.trigger.check();
+    expect(t.calls).toEqual([]);
+    // Slow again, in the window and since the last check: pause.
+    t.record(200, 10);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+  });
+});

@@ -19,9 +19,10 @@ export interface LatencyTriggerHooks {
 }
 
 /**
- * The latency trigger: every partition pauses (reason `latency`) while the
- * rolling handler-latency percentile is above `pauseAboveMs`, and the pause
- * ends on evidence, as a circuit breaker's half-open state does.
+ * The latency trigger: every partition pauses (reason `latency`) when the
+ * rolling handler-latency percentile is above `pauseAboveMs` and so is that
+ * percentile of the calls that ended since the last check; the pause ends
+ * on evidence, as a circuit breaker's half-open state does.
  *
  * While paused, `probes` calls run at once (the concurrency limit drops to
  * it, so the admitted backlog stops flooding the downstream at once), and
@@ -50,6 +51,9 @@ export class LatencyTrigger {
   /** The partition let out of the pause to fetch probes, if any. */
   #fetching: TopicPartition | undefined;
   #fetchingSince = 0;
+  /** Calls that ended since the last check, and how many of them were above `pauseAboveMs`. */
+  #recent = 0;
+  #recentSlow = 0;
   #turn = 0;
 
   constructor(
@@ -78,6 +82,8 @@ export class LatencyTrigger {
   record(durationMs: number, now: number): void {
     if (!this.#high) {
       this.#window.record(durationMs, now);
+      this.#recent += 1;
+      if (durationMs > this.#settings.pauseAboveMs) this.#recentSlow += 1;
       return;
     }
     // Calls that started before the pause ran under the old concurrency: no evidence.
@@ -94,6 +100,13 @@ export class LatencyTrigger {
   check(): void {
     const { percentile, pauseAboveMs, resumeBelowMs, probes } = this.#settings;
     if (!this.#high) {
+      // The window's percentile lags by up to its length: the calls that
+      // ended since the last check must be slow too, so a downstream that
+      // has already recovered is not paused on what it did before.
+      const recentHigh = this.#recentSlow > this.#recent * (1 - percentile / 100);
+      this.#recent = 0;
+      this.#recentSlow = 0;
+      if (!recentHigh) return;
       const latencyMs = this.#window.percentile(percentile);
       if (latencyMs === undefined || latencyMs <= pauseAboveMs) return;
       this.#high = true;
