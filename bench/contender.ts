@@ -542,6 +542,152 @@ async function runBreaker(): Promise<() => Promise<void>> {
   return () => lib.close({ drainTimeoutMs: 500 });
 }
 
+/**
+ * A downstream that slows down for `spikeMs` (issue #21), after a warm-up
+ * at `fastMs`. The capacity model has `spikeSlots` slots: a call that
+ * starts with n calls in the downstream (itself included) takes
+ * `spikeBaseMs × max(1, n / spikeSlots)`, so the slots are shared and
+ * throughput stays at `spikeSlots / spikeBaseMs` however many are sent.
+ * The fixed model takes `spikeBaseMs` per call at any concurrency.
+ *
+ * Figures: the first reaction (a limit cut, a latency pause), the handler
+ * p50 / p95 of calls that started `spikeSettleMs` or more into the spike
+ * and of the whole spike, the throughput over the same span against the
+ * model's capacity, the limit in force, the time from the spike's end to
+ * the latency pause's end and to full flow, and messages lost: offsets
+ * below the group's committed position after close that no handler call
+ * ever finished.
+ */
+async function runSpike(): Promise<() => Promise<void>> {
+  const r = spec.reaction!;
+  const model = spec.contender.spike!;
+  let spiking = false;
+  let inDownstream = 0;
+  let completions = 0;
+  const durationOf = (): number => {
+    if (!spiking) return r.fastMs;
+    if (model === 'fixed') return r.spikeBaseMs;
+    return r.spikeBaseMs * Math.max(1, inDownstream / r.spikeSlots);
+  };
+  /** Calls: start, end (performance.now()). */
+  const calls: [number, number][] = [];
+  const handled = new Map<number, Set<number>>();
+  const handler = async (message: InboundMessage): Promise<void> => {
+    inDownstream += 1;
+    const startedAt = performance.now();
+    await sleep(durationOf());
+    inDownstream -= 1;
+    const endedAt = performance.now();
+    calls.push([startedAt, endedAt]);
+    let offsets = handled.get(message.partition);
+    if (!offsets) handled.set(message.partition, (offsets = new Set()));
+    offsets.add(Number(message.offset));
+    completions += 1;
+    meter.hit();
+  };
+  const { lib } = await startLibrary(handler);
+  const at: Record<string, number | undefined> = {};
+  let spikeAt = Number.POSITIVE_INFINITY;
+  let spikeEnd = Number.POSITIVE_INFINITY;
+  const limits: number[] = [];
+  let pausedNow = false;
+  lib.on('concurrency.changed', (e) => {
+    const now = performance.now();
+    if (now >= spikeAt && now < spikeEnd) limits.push(e.to);
+    if (now >= spikeAt && e.to < e.from) at['limitCut'] ??= now;
+  });
+  lib.on('latency.high', () => {
+    pausedNow = true;
+    if (performance.now() >= spikeAt) at['pause'] ??= performance.now();
+  });
+  lib.on('latency.normal', () => {
+    pausedNow = false;
+    if (performance.now() >= spikeEnd) at['resume'] ??= performance.now();
+  });
+  const rateOver = (windowMs: number) => {
+    const points: [number, number][] = [];
+    const timer = setInterval(() => {
+      const now = performance.now();
+      points.push([now, completions]);
+      while (points.length > 2 && points[0]![0] < now - windowMs) points.shift();
+    }, 50);
+    return {
+      rate: () => {
+        const a = points[0];
+        const b = points[points.length - 1];
+        if (!a || !b || b[0] - a[0] < windowMs * 0.8) return 0;
+        return ((b[1] - a[1]) * 1000) / (b[0] - a[0]);
+      },
+      stop: () => clearInterval(timer),
+    };
+  };
+  await meter.firstMessage();
+  const rate = rateOver(r.fullFlowWindowMs);
+  await sleep(r.warmupMs);
+  const warmupRate = rate.rate();
+  extra['warmupRate'] = Math.round(warmupRate);
+  spikeAt = performance.now();
+  spiking = true;
+  await sleep(r.spikeMs);
+  spikeEnd = performance.now();
+  spiking = false;
+  extra['limitAtSpikeEnd'] = lib.concurrency;
+  extra['pausedAtSpikeEnd'] = pausedNow ? 1 : 0;
+  const full = await until(
+    () => rate.rate() >= r.fullFlowFraction * warmupRate && !pausedNow,
+    r.recoverTimeoutMs,
+    25,
+  );
+  if (full) at['fullFlow'] = performance.now();
+  rate.stop();
+
+  const settled = spikeAt + r.spikeSettleMs;
+  const durations = (from: number) =>
+    calls
+      .filter(([s0, e0]) => s0 >= from && e0 < spikeEnd)
+      .map(([s0, e0]) => e0 - s0)
+      .sort((a, b) => a - b);
+  const pct = (xs: number[], p: number) =>
+    xs.length === 0 ? null : Math.round(xs[Math.max(0, Math.ceil((p / 100) * xs.length) - 1)]!);
+  const late = durations(settled);
+  const whole = durations(spikeAt);
+  extra['p50AfterSettleMs'] = pct(late, 50);
+  extra['p95AfterSettleMs'] = pct(late, 95);
+  extra['p95SpikeMs'] = pct(whole, 95);
+  const ended = (from: number) => calls.filter(([, e0]) => e0 >= from && e0 < spikeEnd).length;
+  extra['spikeRate'] = Math.round((ended(spikeAt) * 10_000) / (spikeEnd - spikeAt)) / 10;
+  extra['settledRate'] = Math.round((ended(settled) * 10_000) / (spikeEnd - settled)) / 10;
+  extra['capacityRate'] =
+    model === 'capacity' ? Math.round((r.spikeSlots * 10_000) / r.spikeBaseMs) / 10 : null;
+  extra['reactionMs'] = ms(
+    Math.min(at['limitCut'] ?? Number.POSITIVE_INFINITY, at['pause'] ?? Number.POSITIVE_INFINITY),
+    spikeAt,
+  );
+  if (extra['reactionMs'] === Number.POSITIVE_INFINITY) extra['reactionMs'] = null;
+  extra['limitCutMs'] = ms(at['limitCut'], spikeAt);
+  extra['pauseMs'] = ms(at['pause'], spikeAt);
+  extra['minLimitInSpike'] = limits.length > 0 ? Math.min(...limits) : null;
+  extra['endToResumeMs'] = ms(at['resume'], spikeEnd);
+  extra['endToFullFlowMs'] = ms(at['fullFlow'], spikeEnd);
+  meter.finish();
+  return async () => {
+    await lib.close({ drainTimeoutMs: 5000 });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const [topic] = await admin.fetchOffsets({ groupId: spec.groupId, topics: [spec.topic] });
+      let lost = 0;
+      for (const { partition, offset } of topic?.partitions ?? []) {
+        const offsets = handled.get(partition) ?? new Set<number>();
+        for (let o = 0; o < Number(offset); o += 1) if (!offsets.has(o)) lost += 1;
+      }
+      extra['lost'] = lost;
+    } finally {
+      await admin.disconnect();
+    }
+  };
+}
+
 // ------------------------------------------------------------------ producer scenario
 
 const producerValue = randomBytes(spec.producer?.valueBytes ?? 0);
@@ -793,6 +939,7 @@ async function main(): Promise<void> {
     'library-fairness': runFairness,
     'library-latency-jump': runLatencyJump,
     'library-breaker': runBreaker,
+    'library-spike': runSpike,
     'kafkajs-producer': runKafkaProducer,
     'library-producer': runLibraryProducer,
   };

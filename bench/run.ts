@@ -793,6 +793,57 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
       });
     }
   }
+  const spikes = s4?.filter((c) => c.id.startsWith('spike-')) ?? [];
+  if (spikes.length > 0) {
+    const r = plan.reaction;
+    const capacity = (r.spikeSlots * 1000) / r.spikeBaseMs;
+    lines.push('');
+    lines.push(
+      `#### 4b. Downstream spikes (unordered, concurrency 32, a backlog; ${r.fastMs} ms, then ` +
+        `${r.spikeMs / 1000} s at the model, then ${r.fastMs} ms. Capacity model: ${r.spikeSlots} ` +
+        `slots of ${r.spikeBaseMs} ms (${capacity.toFixed(1)} msg/s); fixed model: ${r.spikeBaseMs} ms ` +
+        `per call. "settled": from ${r.spikeSettleMs / 1000} s into the spike)`,
+    );
+    lines.push('');
+    lines.push(
+      '| run | reaction ms | lowest limit | limit at end | handler p50 / p95 settled ms | p95 whole spike ms | ' +
+        'msg/s settled (whole spike) | end → pause over ms | end → full flow ms | lost |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const c of spikes) {
+      const e = c.extra;
+      lines.push(
+        `| ${c.label} | ${msCell(e['reactionMs'])} | ${msCell(e['minLimitInSpike'])} | ` +
+          `${msCell(e['limitAtSpikeEnd'])} | ${msCell(e['p50AfterSettleMs'])} / ${msCell(e['p95AfterSettleMs'])} | ` +
+          `${msCell(e['p95SpikeMs'])} | ${fixed(e['settledRate'] ?? Number.NaN, 1)} (${fixed(e['spikeRate'] ?? Number.NaN, 1)}) | ` +
+          `${msCell(e['endToResumeMs'])} | ${msCell(e['endToFullFlowMs'])} | ${msCell(e['lost'])} |`,
+      );
+    }
+    const find = (id: string) => spikes.find((c) => c.id === id);
+    for (const variant of ['limit', 'limit-pause', 'limit-pause-high']) {
+      const cap = find(`spike-capacity-${variant}`);
+      if (cap) {
+        const p95 = cap.extra['p95AfterSettleMs'] ?? Number.NaN;
+        const settledRate = cap.extra['settledRate'] ?? Number.NaN;
+        targets.push({
+          target: `4b. capacity model, ${variant}: p95 ≤ 2× base and ≥ 90% of capacity after ${r.spikeSettleMs / 1000} s; 0 lost`,
+          figure: `p95 ${msCell(p95)} ms (≤ ${2 * r.spikeBaseMs}), ${fixed(settledRate, 1)} msg/s = ${fixed((settledRate / capacity) * 100, 0)}% of ${capacity.toFixed(1)}, lost ${msCell(cap.extra['lost'])}`,
+          met: p95 <= 2 * r.spikeBaseMs && settledRate >= 0.9 * capacity && cap.extra['lost'] === 0,
+        });
+      }
+      const fix = find(`spike-fixed-${variant}`);
+      const without = find('spike-fixed-without');
+      if (fix && without) {
+        const a = fix.extra['spikeRate'] ?? Number.NaN;
+        const b = without.extra['spikeRate'] ?? Number.NaN;
+        targets.push({
+          target: `4b. fixed model, ${variant}: throughput ≥ 90% of the same settings without the features; 0 lost`,
+          figure: `${fixed(a, 1)} vs ${fixed(b, 1)} msg/s over the spike = ${fixed((a / b) * 100, 0)}%, lost ${msCell(fix.extra['lost'])}`,
+          met: a >= 0.9 * b && fix.extra['lost'] === 0,
+        });
+      }
+    }
+  }
   const s5 = summaries.producer;
   if (s5) {
     const o = plan.producer;

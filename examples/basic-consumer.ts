@@ -46,16 +46,18 @@ run(async () => {
     // Orders of one customer stay in order; different customers run at once.
     ordering: 'key',
     concurrency: 32,
-    // The limit follows downstream latency (AIMD): shrinks while p95 is above
-    // 100 ms, grows back by one per interval while it is below.
+    // The limit follows downstream latency (a gradient rule): cut at once when
+    // latency clearly rises above what the downstream shows unloaded, grown back
+    // while it holds; kept where it is when cutting does not lower latency.
     adaptiveConcurrency: { minConcurrency: 4, targetLatencyMs: 100, intervalMs: 500 },
     // Bounded memory: at most 200 messages or 1 MiB fetched and not done.
     // The queue pauses at the limit and resumes at half of it.
     maxInFlight: 200,
     maxInFlightBytes: 1024 * 1024,
     resumeThreshold: 0.5,
-    // Every partition pauses while p95 of handler time is above 120 ms, and
-    // resumes once it is below 60 ms (measured over the last 2 s).
+    // Every partition pauses while p95 of handler time is above 120 ms (over
+    // the last 2 s); while paused, 3 probe calls run at a time, and the pause
+    // ends once 3 in a row take less than 60 ms.
     latency: { percentile: 95, pauseAboveMs: 120, resumeBelowMs: 60, windowMs: 2000 },
     handlerTimeoutMs: 5000,
     commitIntervalMs: 1000,

@@ -33,6 +33,8 @@ export type ContenderKind =
   /** The library, with a scripted downstream for the reaction scenario. */
   | 'library-latency-jump'
   | 'library-breaker'
+  /** The library against a downstream that slows down for `ReactionPlan.spikeMs` (`ContenderDef.spike`). */
+  | 'library-spike'
   /** Plain KafkaJS producer: `producer.send` per record. */
   | 'kafkajs-producer'
   /** The library: RateLimitedProducer over the same KafkaJS producer, `send` per record. */
@@ -45,7 +47,7 @@ export interface LibraryOptions {
   maxInFlight?: number;
   maxInFlightBytes?: number;
   commitIntervalMs?: number;
-  latency?: { pauseAboveMs: number; resumeBelowMs?: number; windowMs?: number };
+  latency?: { pauseAboveMs: number; resumeBelowMs?: number; windowMs?: number; probes?: number };
   adaptiveConcurrency?: { targetLatencyMs: number; minConcurrency?: number; intervalMs?: number };
   circuitBreaker?: { resetTimeoutMs?: number; rollingCountTimeoutMs?: number } | false;
   partitionsConsumedConcurrently?: number;
@@ -81,6 +83,13 @@ export interface ContenderDef {
   readonly metrics?: boolean;
   /** library-fairness: partition 0's handler takes `FairnessPlan.slowMs` per message. */
   readonly slowPartition?: boolean;
+  /**
+   * library-spike: the downstream during the spike. `capacity`: it has
+   * `ReactionPlan.spikeSlots` slots of `spikeBaseMs` each, so latency grows
+   * with the concurrency sent past them; `fixed`: every call takes
+   * `spikeBaseMs`, whatever the concurrency.
+   */
+  readonly spike?: 'capacity' | 'fixed';
 }
 
 /** How often a metrics contender scrapes its registry. */
@@ -118,6 +127,14 @@ export interface ReactionPlan {
   /** Full flow: throughput over the trailing window back at this fraction of the warm-up rate. */
   readonly fullFlowFraction: number;
   readonly fullFlowWindowMs: number;
+  /** library-spike: how long the downstream stays slow. */
+  readonly spikeMs: number;
+  /** library-spike: the downstream's latency during the spike without queueing. */
+  readonly spikeBaseMs: number;
+  /** library-spike, capacity model: calls the downstream serves at once at its base latency. */
+  readonly spikeSlots: number;
+  /** library-spike: the spike's figures are taken from this long after it began. */
+  readonly spikeSettleMs: number;
 }
 
 export interface ProducerPlan extends TopicPlan {
@@ -162,6 +179,41 @@ export interface Plan {
 const MiB = 1024 * 1024;
 const bulkLoad: ProducerLoad = { recordMessages: 1000, senders: 5 };
 const singleLoad: ProducerLoad = { recordMessages: 1, senders: 1000 };
+
+/**
+ * The downstream spikes of issue #21: both models, the library without the
+ * latency features, with the adaptive limit only, with the limit and the
+ * issue's latency pause (100 / 50 ms, under the downstream's base latency
+ * in the spike, so it holds for the whole spike by design), and with the
+ * limit and a pause above twice the base latency (a safety net).
+ */
+function spikeContenders(): ContenderDef[] {
+  const base: LibraryOptions = { ordering: 'unordered', concurrency: 32 };
+  const limit = { targetLatencyMs: 100, minConcurrency: 2 };
+  const variants: [string, string, LibraryOptions][] = [
+    ['without', 'without the features', base],
+    ['limit', 'adaptive limit', { ...base, adaptiveConcurrency: limit }],
+    [
+      'limit-pause',
+      'adaptive limit + pause 100 / 50 ms',
+      { ...base, adaptiveConcurrency: limit, latency: { pauseAboveMs: 100, resumeBelowMs: 50 } },
+    ],
+    [
+      'limit-pause-high',
+      'adaptive limit + pause 700 / 400 ms',
+      { ...base, adaptiveConcurrency: limit, latency: { pauseAboveMs: 700, resumeBelowMs: 400 } },
+    ],
+  ];
+  return (['capacity', 'fixed'] as const).flatMap((model) =>
+    variants.map(([id, label, library]): ContenderDef => ({
+      id: `spike-${model}-${id}`,
+      label: `${model} model, ${label}`,
+      kind: 'library-spike',
+      spike: model,
+      library,
+    })),
+  );
+}
 
 export function makePlan(opts: { quick: boolean; rounds?: number; messages?: number }): Plan {
   const q = opts.quick;
@@ -221,6 +273,10 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
       recoverTimeoutMs: q ? 10_000 : 30_000,
       fullFlowFraction: 0.9,
       fullFlowWindowMs: 500,
+      spikeMs: q ? 8000 : 20_000,
+      spikeBaseMs: 300,
+      spikeSlots: 8,
+      spikeSettleMs: 3000,
     },
     producer: {
       messages: q ? 20_000 : 200_000,
@@ -315,6 +371,7 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
           kind: 'library-breaker',
           library: breakerLibrary(q),
         },
+        ...spikeContenders(),
       ],
       producer: [
         // Records as large as the library's maxBatchMessages, as many senders

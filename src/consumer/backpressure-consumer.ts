@@ -145,7 +145,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         groupId: () => this.#groupId,
         error: (error) => this.#error(error, 'handler'),
       },
-      (durationMs, now) => this.#latency.record(durationMs, now),
+      (durationMs, now) => {
+        this.#latency.record(durationMs, now);
+        this.#latencyTrigger?.record(durationMs, now);
+        this.#concurrency.record(durationMs, now);
+      },
     );
     this.#attempts = this.#runner.attempts;
     this.#dispatcher = new Dispatcher(pLimit(o.concurrency), this.#partitions, this.#runner.step);
@@ -174,9 +178,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       },
     );
     this.#latencyTrigger = o.latency
-      ? new LatencyTrigger(o.latency, this.#latency, this.#flow, (high, event) =>
-          emit(high ? 'latency.high' : 'latency.normal', event),
-        )
+      ? new LatencyTrigger(o.latency, o.clock, this.#flow, {
+          probing: (probes) => this.#concurrency.latencyPaused(probes),
+          demand: () => this.#dispatcher.demand,
+          changed: (high, event) => emit(high ? 'latency.high' : 'latency.normal', event),
+        })
       : undefined;
     this.#downstream = o.downstreamLag
       ? new DownstreamLagWatch(o.downstreamLag, {
@@ -314,11 +320,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     if (trigger) this.#every(trigger.intervalMs, () => trigger.check());
     if (o.adaptiveConcurrency) {
       this.#every(o.adaptiveConcurrency.intervalMs, () =>
-        this.#concurrency.adapt(
-          this.latencyPercentile(),
-          this.#dispatcher.demand,
-          this.#circuit.state,
-        ),
+        this.#concurrency.adapt(o.clock.now(), this.#dispatcher.demand),
       );
     }
     this.#every(o.lagSampleIntervalMs, () => this.#sampleLag());

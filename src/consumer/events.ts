@@ -31,15 +31,32 @@ export interface QueueEvent {
 
 export interface LatencyEvent {
   readonly percentile: number;
-  /** The rolling percentile now; undefined when the window emptied. */
-  readonly latencyMs: number | undefined;
+  /**
+   * What was measured: on `latency.high` the rolling percentile; on
+   * `latency.normal` the slowest of the fast probes that ended the pause.
+   */
+  readonly latencyMs: number;
   readonly thresholdMs: number;
 }
 
 export interface ConcurrencyChangedEvent {
   readonly from: number;
   readonly to: number;
-  readonly reason: 'latency-high' | 'healthy' | 'circuit-half-open' | 'circuit-closed';
+  /**
+   * `latency-high`: the adaptive limit cut on a clear latency rise.
+   * `healthy`: it grew while latency held. `latency-steady`: a cut did not
+   * lower latency, so the limit went back (the downstream is slow, not
+   * overloaded). `latency-paused` / `latency-resumed`: a latency pause
+   * capped the limit to its probes, or ended. `circuit-*`: the breaker.
+   */
+  readonly reason:
+    | 'latency-high'
+    | 'healthy'
+    | 'latency-steady'
+    | 'latency-paused'
+    | 'latency-resumed'
+    | 'circuit-half-open'
+    | 'circuit-closed';
 }
 
 export interface CommitEvent {
@@ -177,7 +194,7 @@ export interface ConsumerEvents {
   'queue.drained': (event: QueueEvent) => void;
   /** The rolling latency percentile rose above `latency.pauseAboveMs`. */
   'latency.high': (event: LatencyEvent) => void;
-  /** The rolling latency percentile fell below `latency.resumeBelowMs`. */
+  /** A latency pause ended: `latency.probes` calls in a row ended below `latency.resumeBelowMs`. */
   'latency.normal': (event: LatencyEvent) => void;
   /** The concurrency limit changed (adaptive concurrency or the circuit). */
   'concurrency.changed': (event: ConcurrencyChangedEvent) => void;

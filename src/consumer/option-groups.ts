@@ -31,7 +31,13 @@ export function resolveLatency(raw: Raw): {
   let latencyPercentile = 95;
   let latencyWindowMs = 10_000;
   if (latencyRaw) {
-    knownKeys('latency', latencyRaw, ['percentile', 'pauseAboveMs', 'resumeBelowMs', 'windowMs']);
+    knownKeys('latency', latencyRaw, [
+      'percentile',
+      'pauseAboveMs',
+      'resumeBelowMs',
+      'probes',
+      'windowMs',
+    ]);
     latencyPercentile = number('latency.percentile', latencyRaw['percentile'], 95, {
       min: 0,
       max: 100,
@@ -61,6 +67,7 @@ export function resolveLatency(raw: Raw): {
       percentile: latencyPercentile,
       pauseAboveMs,
       resumeBelowMs,
+      probes: integer('latency.probes', latencyRaw['probes'], 3, { min: 1, max: 1000 }),
       windowMs: latencyWindowMs,
     });
   }
@@ -121,13 +128,13 @@ export function resolveAdaptiveConcurrency(
       decreaseFactor: number(
         'adaptiveConcurrency.decreaseFactor',
         adaptiveRaw['decreaseFactor'],
-        0.9,
+        0.5,
         { min: 0, max: 1, exclusiveMin: true },
       ),
       increaseStep: integer('adaptiveConcurrency.increaseStep', adaptiveRaw['increaseStep'], 1, {
         min: 1,
       }),
-      intervalMs: duration('adaptiveConcurrency.intervalMs', adaptiveRaw['intervalMs'], 1000, {
+      intervalMs: duration('adaptiveConcurrency.intervalMs', adaptiveRaw['intervalMs'], 250, {
         min: 10,
       }),
     });

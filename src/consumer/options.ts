@@ -124,8 +124,18 @@ export interface LatencyOptions {
   readonly percentile?: number;
   /** Pause every partition while the percentile is above this. */
   readonly pauseAboveMs: number;
-  /** Resume once the percentile falls below this (must be lower). @default pauseAboveMs / 2 */
+  /**
+   * While paused, calls that end below this are fast probes; the pause ends
+   * after `probes` of them in a row (must be lower than `pauseAboveMs`).
+   * @default pauseAboveMs / 2
+   */
   readonly resumeBelowMs?: number;
+  /**
+   * Calls let through at once while paused (the concurrency limit drops to
+   * it at once, for admitted work too), and how many fast ones in a row end
+   * the pause. @default 3
+   */
+  readonly probes?: number;
   /** Length of the rolling window. @default 10000 */
   readonly windowMs?: number;
 }
@@ -135,13 +145,21 @@ export interface AdaptiveConcurrencyOptions {
   readonly minConcurrency?: number;
   /** @default the `concurrency` option */
   readonly maxConcurrency?: number;
-  /** Latency (of the `latency.percentile`, default p95) above which the limit shrinks. */
+  /**
+   * Mean handler latency under which the downstream always counts as
+   * healthy. Above it, the limit compares recent latency with the baseline
+   * it learned (see docs/consumer.md, "Adaptive concurrency").
+   */
   readonly targetLatencyMs: number;
-  /** @default 0.9 */
+  /** The deepest single cut: one step never takes the limit below `limit × decreaseFactor`. @default 0.5 */
   readonly decreaseFactor?: number;
   /** @default 1 */
   readonly increaseStep?: number;
-  /** How often the limit is reconsidered. @default 1000 */
+  /**
+   * How often the limit is reconsidered. A step also waits for calls that
+   * started under the current limit, so a slow downstream is not decided
+   * on faster than it answers. @default 250
+   */
   readonly intervalMs?: number;
 }
 
@@ -251,6 +269,7 @@ export interface ResolvedOptions<T> {
         readonly percentile: number;
         readonly pauseAboveMs: number;
         readonly resumeBelowMs: number;
+        readonly probes: number;
         readonly windowMs: number;
       }
     | undefined;

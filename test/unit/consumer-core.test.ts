@@ -467,3 +467,102 @@ describe('consumer core with a fake client: rebalances and close', () => {
     expect(consumer.state).toBe('closed');
   });
 });
+
+describe('consumer core with a fake client: latency control', () => {
+  /** A downstream whose every call takes `latencyMs`, counting the calls at once. */
+  function downstream(initialMs: number) {
+    const d = {
+      latencyMs: initialMs,
+      running: 0,
+      peak: 0,
+      done: 0,
+      handler: async (): Promise<void> => {
+        d.running += 1;
+        d.peak = Math.max(d.peak, d.running);
+        await new Promise((resolve) => setTimeout(resolve, d.latencyMs));
+        d.running -= 1;
+        d.done += 1;
+      },
+    };
+    return d;
+  }
+
+  const latency = { pauseAboveMs: 100, resumeBelowMs: 50, windowMs: 1000, probes: 2 };
+
+  it('a latency pause caps admitted work to the probes at once, holds while probes are slow, and resumes on fast probes only', async () => {
+    const d = downstream(300);
+    const { client, consumer } = await started(
+      { ordering: 'unordered', concurrency: 10, latency, handler: d.handler },
+      2,
+    );
+    const events: [string, number][] = [];
+    consumer.on('latency.high', (e) => events.push(['high', e.latencyMs]));
+    consumer.on('latency.normal', (e) => events.push(['normal', e.latencyMs]));
+    void client.deliver('t', 0, 500);
+    void client.deliver('t', 1, 500);
+    await tick(400);
+    expect(d.peak).toBe(10);
+    expect(events.map(([e]) => e)).toEqual(['high']);
+    expect(consumer.concurrency).toBe(2);
+    expect([...client.paused].sort()).toEqual(['t|0', 't|1']);
+    // The calls running at the pause end; from then on only the probes run.
+    await tick(300);
+    expect(d.running).toBeLessThanOrEqual(2);
+    // Slow probes for 10 s (ten windows): the pause holds, though the window long emptied.
+    const before = d.done;
+    for (let i = 0; i < 20; i += 1) {
+      await tick(500);
+      expect(d.running).toBeLessThanOrEqual(2);
+    }
+    expect(d.done - before).toBeGreaterThan(0);
+    expect(events.map(([e]) => e)).toEqual(['high']);
+    expect(consumer.concurrency).toBe(2);
+    // The downstream recovers: two fast probes in a row end the pause.
+    d.latencyMs = 10;
+    await tick(1000);
+    expect(events.map(([e]) => e)).toEqual(['high', 'normal']);
+    const normal = events[1]![1];
+    expect(normal).toBeGreaterThan(0);
+    expect(normal).toBeLessThan(50);
+    expect(consumer.concurrency).toBe(10);
+    expect(client.paused.size).toBe(0);
+    await tick(5000);
+    expect(consumer.inFlight).toBe(0);
+    await consumer.close();
+  });
+
+  it('with nothing admitted left, lets one partition fetch probes; never resumes on an empty window', async () => {
+    const d = downstream(300);
+    const { client, consumer } = await started(
+      { ordering: 'unordered', concurrency: 10, latency, handler: d.handler },
+      2,
+    );
+    const normal: number[] = [];
+    consumer.on('latency.normal', (e) => normal.push(e.latencyMs));
+    void client.deliver('t', 0, 6);
+    void client.deliver('t', 1, 6);
+    await tick(400);
+    expect([...client.paused].sort()).toEqual(['t|0', 't|1']);
+    // Everything admitted ends; nothing is measured from here on.
+    await tick(2000);
+    expect(consumer.inFlight).toBe(0);
+    // One partition fetches so probes can be had; the pause itself holds.
+    expect(client.paused.size).toBe(1);
+    expect(normal).toEqual([]);
+    const first = client.paused.has('t|0') ? 1 : 0;
+    // Still nothing to fetch there for a while: the other partition takes its turn.
+    await tick(1500);
+    expect([...client.paused]).toEqual([`t|${first}`]);
+    expect(normal).toEqual([]);
+    // A batch arrives there: the partition pauses again and the probes run from it.
+    d.latencyMs = 10;
+    void client.deliver('t', 1 - first, 20);
+    await tick(600);
+    expect(d.peak).toBeLessThanOrEqual(10);
+    expect(normal).toHaveLength(1);
+    expect(client.paused.size).toBe(0);
+    await tick(1000);
+    expect(consumer.inFlight).toBe(0);
+    await consumer.close();
+  });
+});

@@ -211,6 +211,39 @@ describe('FlowController', () => {
     });
   });
 
+  describe('exempt(): one partition out of a global reason', () => {
+    it('resumes only that partition, and only while no other reason holds it', () => {
+      const { flow, take } = harness();
+      flow.assign([A0, A1, B0]);
+      flow.add('latency');
+      take();
+      flow.exempt('latency', A1);
+      expect(take().calls).toEqual([{ op: 'resume', partitions: ['a:1'] }]);
+      expect(flow.hasReason('latency', A1)).toBe(false);
+      expect(flow.hasReason('latency', A0)).toBe(true);
+      expect(flow.hasReason('latency')).toBe(true);
+      expect(flow.reasonsFor(A1)).toEqual([]);
+      // Another reason on it still holds it.
+      flow.add('manual', A1);
+      expect(take().calls).toEqual([{ op: 'pause', partitions: ['a:1'] }]);
+      flow.remove('manual', A1);
+      take();
+      // Moving the exemption pauses the old partition and resumes the new one.
+      flow.exempt('latency', B0);
+      expect(take().calls).toEqual([
+        { op: 'pause', partitions: ['a:1'] },
+        { op: 'resume', partitions: ['b:0'] },
+      ]);
+      flow.exempt('latency', undefined);
+      expect(take().calls).toEqual([{ op: 'pause', partitions: ['b:0'] }]);
+      // With the reason gone, an exemption changes nothing.
+      flow.remove('latency');
+      take();
+      flow.exempt('latency', A0);
+      expect(take().calls).toEqual([]);
+    });
+  });
+
   describe('assign()', () => {
     it('tells the port the state of every owned partition', () => {
       const { flow, take } = harness();

@@ -2,15 +2,19 @@ import { describe, expect, it } from 'vitest';
 import type { LatencyEvent } from '../../src/consumer/events.js';
 import { FlowController } from '../../src/consumer/flow/controller.js';
 import { LatencyTrigger } from '../../src/consumer/flow/latency-trigger.js';
-import { LatencyWindow } from '../../src/consumer/flow/latency-window.js';
 
-const settings = { percentile: 50, pauseAboveMs: 100, resumeBelowMs: 50, windowMs: 1000 };
+const settings = {
+  percentile: 50,
+  pauseAboveMs: 100,
+  resumeBelowMs: 50,
+  probes: 3,
+  windowMs: 1000,
+};
 
-/** A real window and flow controller on an injected clock; the port records its calls. */
-function setup(windowMs = settings.windowMs) {
+/** A real flow controller on an injected clock; the port records its calls. */
+function setup(overrides: Partial<typeof settings> = {}) {
   let now = 0;
   const clock = { now: () => now };
-  const window = new LatencyWindow(clock, windowMs);
   const calls: string[] = [];
   const flow = new FlowController(
     {
@@ -25,25 +29,41 @@ function setup(windowMs = settings.windowMs) {
   ]);
   calls.length = 0;
   const events: [boolean, LatencyEvent][] = [];
-  const trigger = new LatencyTrigger({ ...settings, windowMs }, window, flow, (high, event) =>
-    events.push([high, event]),
-  );
-  /** Records `n` handler times of `ms` now. */
+  const probing: (number | undefined)[] = [];
+  let demand = 10;
+  const trigger = new LatencyTrigger({ ...settings, ...overrides }, clock, flow, {
+    probing: (n) => probing.push(n),
+    demand: () => demand,
+    changed: (high, event) => events.push([high, event]),
+  });
+  /** `n` calls of `ms` end now. */
   const record = (ms: number, n = 10): void => {
-    for (let i = 0; i < n; i += 1) window.record(ms, now);
+    for (let i = 0; i < n; i += 1) trigger.record(ms, now);
   };
   return {
     trigger,
     flow,
     calls,
     events,
+    probing,
     record,
+    setDemand: (n: number) => (demand = n),
     advance: (ms: number) => (now += ms),
   };
 }
 
+/** Paused at time 1000 on 200 ms calls. */
+function paused(overrides: Partial<typeof settings> = {}) {
+  const t = setup(overrides);
+  t.advance(1000);
+  t.record(200);
+  t.trigger.check();
+  expect(t.calls).toEqual(['pause 0,1']);
+  return t;
+}
+
 describe('LatencyTrigger', () => {
-  it('pauses every partition once the percentile is above pauseAboveMs, once', () => {
+  it('pauses every partition once the percentile is above pauseAboveMs, once, and caps the calls to the probes', () => {
     const t = setup();
     t.record(90);
     t.trigger.check();
@@ -53,6 +73,7 @@ describe('LatencyTrigger', () => {
     t.trigger.check();
     expect(t.calls).toEqual(['pause 0,1']);
     expect(t.flow.globalReasons()).toEqual(['latency']);
+    expect(t.probing).toEqual([3]);
     expect(t.events).toHaveLength(1);
     const [high, event] = t.events[0]!;
     expect(high).toBe(true);
@@ -63,34 +84,85 @@ describe('LatencyTrigger', () => {
     expect(event.latencyMs).toBeLessThan(210);
   });
 
-  it('keeps the pause between the marks (hysteresis) and resumes below resumeBelowMs', () => {
-    const t = setup();
-    t.record(200);
-    t.trigger.check();
-    // A new window of times between the marks: still paused.
-    t.advance(1000);
-    t.record(70);
-    t.trigger.check();
-    expect(t.calls).toEqual(['pause 0,1']);
-    t.advance(1000);
-    t.record(20);
-    t.trigger.check();
-    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
-    expect(t.events.map(([high, e]) => [high, e.thresholdMs])).toEqual([
-      [true, 100],
-      [false, 50],
-    ]);
-    expect(t.flow.globalReasons()).toEqual([]);
+  it('never resumes on an empty window, however long it waits', () => {
+    const t = paused();
+    for (let i = 0; i < 100; i += 1) {
+      t.advance(500);
+      t.trigger.check();
+    }
+    expect(t.flow.globalReasons()).toEqual(['latency']);
+    expect(t.events).toHaveLength(1);
   });
 
-  it('an emptied window clears the pause: old samples never hold it forever', () => {
-    const t = setup();
-    t.record(500);
+  it('resumes once `probes` calls in a row that started after the pause ended fast, and reports the slowest of them', () => {
+    const t = paused();
+    t.advance(100);
+    // Calls that started before the pause (they ran under the old concurrency) prove nothing.
+    t.record(20, 1);
+    t.trigger.record(150, 1100);
     t.trigger.check();
-    t.advance(5000);
+    expect(t.calls).toEqual(['pause 0,1']);
+    // Two fast probes, then a slow one: the count starts again.
+    t.advance(100);
+    t.record(20, 2);
+    t.record(80, 1);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    t.record(30, 1);
+    t.record(40, 1);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    t.record(10, 1);
     t.trigger.check();
     expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
-    expect(t.events[1]![1].latencyMs).toBeUndefined();
+    expect(t.probing).toEqual([3, undefined]);
+    expect(t.events[1]).toEqual([false, { percentile: 50, latencyMs: 40, thresholdMs: 50 }]);
+  });
+
+  it('slow probes hold the pause (a downstream still slow stays protected)', () => {
+    const t = paused();
+    for (let i = 0; i < 20; i += 1) {
+      t.advance(300);
+      t.record(300, 3);
+      t.trigger.check();
+    }
+    expect(t.calls).toEqual(['pause 0,1']);
+  });
+
+  it('starts afresh after a resume: the samples that caused the pause do not pause again', () => {
+    const t = paused({ probes: 1 });
+    t.advance(100);
+    t.record(10, 1);
+    t.trigger.check();
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    t.record(20, 5);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+  });
+
+  it('with nothing admitted to probe with, lets one partition fetch, in turn, and pauses it again once work arrives', () => {
+    const t = paused();
+    t.setDemand(0);
+    t.advance(500);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0']);
+    expect(t.flow.isPaused('t', 0)).toBe(false);
+    expect(t.flow.reasonsFor({ topic: 't', partition: 0 })).toEqual([]);
+    expect(t.flow.reasonsFor({ topic: 't', partition: 1 })).toEqual(['latency']);
+    // Nothing came from it for a while: the next partition takes its turn.
+    t.advance(2000);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0', 'pause 0', 'resume 1']);
+    // A batch was admitted: the partition pauses again and the probes run from it.
+    t.setDemand(5);
+    t.advance(500);
+    t.trigger.check();
+    expect(t.calls.at(-1)).toBe('pause 1');
+    t.record(10, 3);
+    t.trigger.check();
+    expect(t.calls.at(-1)).toBe('resume 0,1');
+    expect(t.flow.globalReasons()).toEqual([]);
   });
 
   it('an empty window never pauses', () => {
@@ -101,8 +173,30 @@ describe('LatencyTrigger', () => {
   });
 
   it('checks a twentieth of the window apart, at least every 50 ms', () => {
-    expect(setup(10_000).trigger.intervalMs).toBe(500);
-    expect(setup(1000).trigger.intervalMs).toBe(50);
-    expect(setup(100).trigger.intervalMs).toBe(50);
+    expect(setup({ windowMs: 10_000 }).trigger.intervalMs).toBe(500);
+    expect(setup({ windowMs: 1000 }).trigger.intervalMs).toBe(50);
+    expect(setup({ windowMs: 100 }).trigger.intervalMs).toBe(50);
+  });
+});
+
+describe('LatencyTrigger on a recovered downstream', () => {
+  it('does not pause on the window alone when the calls since the last check are fast', () => {
+    const t = setup({ windowMs: 10_000 });
+    t.record(20, 100);
+    t.trigger.check();
+    t.advance(6000);
+    // Slow calls, but the window's median is still fast.
+    t.record(200, 60);
+    t.trigger.check();
+    // The fast calls age out: the window's median is slow now, but the
+    // downstream has recovered since the last check.
+    t.advance(4500);
+    t.record(20, 10);
+    t.trigger.check();
+    expect(t.calls).toEqual([]);
+    // Slow again, in the window and since the last check: pause.
+    t.record(200, 10);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
   });
 });

@@ -174,15 +174,16 @@ describe('resolveOptions', () => {
         percentile: 95,
         pauseAboveMs: 300,
         resumeBelowMs: 150,
+        probes: 3,
         windowMs: 10_000,
       });
       expect(o.adaptiveConcurrency).toEqual({
         minConcurrency: 1,
         maxConcurrency: 40,
         targetLatencyMs: 150,
-        decreaseFactor: 0.9,
+        decreaseFactor: 0.5,
         increaseStep: 1,
-        intervalMs: 1000,
+        intervalMs: 250,
       });
       expect(o.concurrency).toBe(40);
       expect(o.deadLetter).toMatchObject({
@@ -248,6 +249,7 @@ describe('resolveOptions', () => {
         percentile: 99,
         pauseAboveMs: 100,
         resumeBelowMs: 20,
+        probes: 3,
         windowMs: 5000,
       });
       expect(o.latencyPercentile).toBe(99);
@@ -664,6 +666,13 @@ describe('resolveOptions', () => {
         option: 'latency.resumeBelowMs',
         received: 150,
         shows: '150 (number)',
+      },
+      {
+        name: 'latency probes 0',
+        patch: { latency: { pauseAboveMs: 100, probes: 0 } },
+        option: 'latency.probes',
+        received: 0,
+        shows: '0 (number)',
       },
       {
         name: 'latency percentile 0',
@@ -1269,6 +1278,7 @@ describe('resolveOptions', () => {
       'latency.percentile',
       'latency.pauseAboveMs',
       'latency.resumeBelowMs',
+      'latency.probes',
       'latency.windowMs',
       'adaptiveConcurrency',
       'adaptiveConcurrency.minConcurrency',

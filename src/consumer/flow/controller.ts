@@ -46,6 +46,8 @@ export class FlowController {
   readonly #global = new Set<PauseReason>();
   readonly #local = new Map<string, Set<PauseReason>>();
   readonly #assigned = new Set<string>();
+  /** A global reason that does not hold one partition (see {@link exempt}). */
+  readonly #exempt = new Map<PauseReason, string>();
   /** Partitions the port was last told to pause. */
   readonly #paused = new Set<string>();
 
@@ -55,17 +57,22 @@ export class FlowController {
   }
 
   hasReason(reason: PauseReason, partition?: TopicPartition): boolean {
-    if (this.#global.has(reason)) return true;
-    return (
-      partition !== undefined &&
-      (this.#local.get(tpKey(partition.topic, partition.partition))?.has(reason) ?? false)
-    );
+    const key = partition && tpKey(partition.topic, partition.partition);
+    if (this.#global.has(reason) && (key === undefined || this.#exempt.get(reason) !== key)) {
+      return true;
+    }
+    return key !== undefined && (this.#local.get(key)?.has(reason) ?? false);
   }
 
   /** Reasons currently holding a partition (global and its own), for diagnostics. */
   reasonsFor(partition: TopicPartition): PauseReason[] {
-    const local = this.#local.get(tpKey(partition.topic, partition.partition));
-    return [...new Set([...this.#global, ...(local ?? [])])];
+    const key = tpKey(partition.topic, partition.partition);
+    const global = [...this.#global].filter((reason) => this.#exempt.get(reason) !== key);
+    return [...new Set([...global, ...(this.#local.get(key) ?? [])])];
+  }
+
+  assignedPartitions(): TopicPartition[] {
+    return [...this.#assigned].map(parseTpKey);
   }
 
   globalReasons(): PauseReason[] {
@@ -107,6 +114,18 @@ export class FlowController {
   }
 
   /**
+   * Lets one partition out of a global reason (the latency pause lets one
+   * fetch when it has nothing left to probe with), or none with undefined.
+   */
+  exempt(reason: PauseReason, partition: TopicPartition | undefined): void {
+    const key = partition && tpKey(partition.topic, partition.partition);
+    if (this.#exempt.get(reason) === key) return;
+    if (key === undefined) this.#exempt.delete(reason);
+    else this.#exempt.set(reason, key);
+    if (this.#global.has(reason)) this.#apply(reason);
+  }
+
+  /**
    * Replaces the assignment after a rebalance. Per-partition reasons of
    * partitions no longer owned are dropped; every owned partition is told its
    * state again, because the client's pause flags may not match ours after a
@@ -138,7 +157,8 @@ export class FlowController {
   }
 
   #shouldPause(key: string): boolean {
-    return this.#global.size > 0 || (this.#local.get(key)?.size ?? 0) > 0;
+    for (const reason of this.#global) if (this.#exempt.get(reason) !== key) return true;
+    return (this.#local.get(key)?.size ?? 0) > 0;
   }
 
   #apply(reason: PauseReason): void {
