@@ -27,6 +27,7 @@ import {
   type BackpressureConsumerOptions,
   type ResolvedOptions,
 } from './options.js';
+import { brand, isInstance } from '../shared/brand.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -74,6 +75,15 @@ export const OBSERVE_ATTEMPTS = Symbol.for('kafkajs-backpressure.observe-attempt
  * them and answers the public API.
  */
 export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<ConsumerEvents> {
+  static {
+    brand(this, 'BackpressureConsumer');
+  }
+
+  /** True for a BackpressureConsumer from any copy of the package (ESM and CommonJS, two versions). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(this, value);
+  }
+
   readonly #options: ResolvedOptions<T>;
   readonly #client: ConsumerClient;
   readonly #flow: FlowController;

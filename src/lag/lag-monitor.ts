@@ -41,6 +41,7 @@ export type {
   PartitionHistory,
   PartitionLag,
 } from './snapshot.js';
+import { brand, isInstance } from '../shared/brand.js';
 
 /** What the monitor remembers of one partition beyond the sample window. */
 interface PartitionState {
@@ -71,6 +72,15 @@ function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
  * ```
  */
 export class LagMonitor extends EventEmitter<LagMonitorEvents> {
+  static {
+    brand(this, 'LagMonitor');
+  }
+
+  /** True for a LagMonitor from any copy of the package (ESM and CommonJS, two versions). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(this, value);
+  }
+
   readonly #admin: LagAdmin;
   readonly #options: ResolvedLagMonitorOptions;
   readonly #window: LagWindow;

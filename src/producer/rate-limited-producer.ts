@@ -50,6 +50,7 @@ export type {
   RateLimitedProducerEvents,
   RateLimitedProducerState,
 } from './events.js';
+import { brand, isInstance } from '../shared/brand.js';
 
 /**
  * A KafkaJS producer behind limits: messages per second, bytes per second,
@@ -77,6 +78,15 @@ export type {
  * ```
  */
 export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents> {
+  static {
+    brand(this, 'RateLimitedProducer');
+  }
+
+  /** True for a RateLimitedProducer from any copy of the package (ESM and CommonJS, two versions). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(this, value);
+  }
+
   readonly #producer: ProducerTarget;
   readonly #options: ResolvedProducerOptions;
   readonly #clock: Clock;
