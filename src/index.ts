@@ -1,5 +1,4 @@
 export { BackpressureConsumer } from './consumer/backpressure-consumer.js';
-export { sizeOf } from './consumer/dispatch/delivery.js';
 export type {
   ConsumerClient,
   ClientRun,
@@ -49,7 +48,6 @@ export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './consumer/failure/dead-letter-r
 export { LagMonitor } from './lag/lag-monitor.js';
 export type {
   LagMonitorOptions,
-  ResolvedLagMonitorOptions,
   LagAdmin,
   LagMonitorEvents,
   LagMonitorState,

@@ -145,6 +145,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
     return this.#state;
   }
 
+  /** The options in force, defaults filled in (frozen). */
   get options(): ResolvedLagMonitorOptions {
     return this.#options;
   }

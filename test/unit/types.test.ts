@@ -375,7 +375,6 @@ describe('public API types', () => {
       'RateLimitedProducer',
       'isBackpressureError',
       'registerMetrics',
-      'sizeOf',
     ]);
   });
 });
