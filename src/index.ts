@@ -11,6 +11,8 @@ export type {
   ConsumerState,
   PartitionSnapshot,
   CloseOptions,
+  StartOptions,
+  WaitOptions,
 } from './consumer/backpressure-consumer.js';
 export type {
   BackpressureConsumerOptions,
@@ -48,6 +50,7 @@ export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './consumer/failure/dead-letter-r
 export { LagMonitor } from './lag/lag-monitor.js';
 export type {
   LagMonitorOptions,
+  LagMonitorCallOptions,
   LagAdmin,
   LagMonitorEvents,
   LagMonitorState,
