@@ -108,3 +108,10 @@ export {
   isBackpressureError,
 } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { TRACING_CHANNELS } from './shared/tracing.js';
+export type {
+  HandleTraceContext,
+  CommitTraceContext,
+  DeadLetterTraceContext,
+  ProduceTraceContext,
+} from './shared/tracing.js';

@@ -190,6 +190,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#committer = new Committer(this.#client, o.logger, {
       partitions: () => this.#partitions.values(),
       live: () => this.#state !== 'idle' && this.#state !== 'closed',
+      groupId: () => this.#groupId,
       committed: (event) => emit('offsets.committed', event),
       failed: (error) => this.#error(error, 'commit'),
     });

@@ -51,6 +51,7 @@ export type {
   RateLimitedProducerState,
 } from './events.js';
 import { brand, isInstance } from '../shared/brand.js';
+import { produceChannel } from '../shared/tracing.js';
 
 /**
  * A KafkaJS producer behind limits: messages per second, bytes per second,
@@ -218,6 +219,12 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
    * was handed to KafkaJS, and with a `ConfigError` for a malformed record.
    */
   send(record: ProducerRecord, options: ProducerSendOptions = {}): Promise<RecordMetadata[]> {
+    return produceChannel.hasSubscribers
+      ? produceChannel.tracePromise(() => this.#send(record, options), { record })
+      : this.#send(record, options);
+  }
+
+  #send(record: ProducerRecord, options: ProducerSendOptions): Promise<RecordMetadata[]> {
     let sizes: number[];
     let signal: AbortSignal | undefined;
     try {

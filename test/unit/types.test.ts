@@ -439,6 +439,7 @@ describe('public API types', () => {
       'ProducerDrainTimeoutError',
       'ProducerStoppedError',
       'RateLimitedProducer',
+      'TRACING_CHANNELS',
       'isBackpressureError',
       'registerMetrics',
     ]);
