@@ -4,7 +4,9 @@ import { defineConfig } from 'tsup';
 // `require()` this package on Node 20 without ERR_REQUIRE_ESM; the other
 // runtime dependencies ship CommonJS and stay external.
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // The main entry, and the optional OpenTelemetry integration as its own
+  // subpath (kafkajs-backpressure/otel): @opentelemetry/api stays external.
+  entry: { index: 'src/index.ts', otel: 'src/otel/index.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -12,6 +12,7 @@
  * first send to the last acknowledgement; connecting and a first warm-up send
  * (topic metadata) are excluded.
  */
+import { tracingChannel } from 'node:diagnostics_channel';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -273,6 +274,7 @@ async function runLibrary(): Promise<() => Promise<void>> {
   const { lib } = await startLibrary(handle, async (lib, module) => {
     if (spec.contender.metrics) metrics = await registerMetrics(lib, module);
   });
+  const tracing = spec.contender.tracing ? subscribeTracing(await loadLibrary()) : undefined;
   let queueFull = 0;
   lib.on('queue.full', () => (queueFull += 1));
   return async () => {
@@ -281,6 +283,35 @@ async function runLibrary(): Promise<() => Promise<void>> {
     extra['queueFullEvents'] = queueFull;
     if (metrics) await metrics.stop();
     await lib.close({ drainTimeoutMs: 1000 });
+    tracing?.stop();
+  };
+}
+
+/**
+ * A tracer's worth of subscription at the least cost of its own: no-op
+ * functions on every event of every tracing channel, and a count of the
+ * handler attempts seen (the proof that the traced path ran).
+ */
+function subscribeTracing(module: LibraryModule): { stop(): void } {
+  let attempts = 0;
+  const noop = (): void => {};
+  const subscriptions = Object.values(module.TRACING_CHANNELS).map((name) => {
+    const channel = tracingChannel(name);
+    const handlers = {
+      start: name === module.TRACING_CHANNELS.handle ? () => (attempts += 1) : noop,
+      end: noop,
+      asyncStart: noop,
+      asyncEnd: noop,
+      error: noop,
+    };
+    channel.subscribe(handlers);
+    return () => channel.unsubscribe(handlers);
+  });
+  return {
+    stop: () => {
+      for (const unsubscribe of subscriptions) unsubscribe();
+      extra['tracedAttempts'] = attempts;
+    },
   };
 }
 

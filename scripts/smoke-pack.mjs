@@ -96,6 +96,8 @@ const missing = Object.entries(values).filter(([, v]) => v === undefined).map(([
 if (missing.length) throw new Error('undefined ESM exports: ' + missing.join(', '));
 const resolved = import.meta.resolve('${NAME}');
 if (!resolved.includes('/node_modules/${NAME}/')) throw new Error('resolved outside node_modules: ' + resolved);
+// The OpenTelemetry subpath resolves (loading it needs the optional @opentelemetry/api).
+if (!import.meta.resolve('${NAME}/otel').endsWith('/dist/otel.js')) throw new Error('${NAME}/otel did not resolve to dist/otel.js');
 console.log(JSON.stringify(Object.keys(ns).filter((k) => k !== 'default').sort()));
 `,
     );
@@ -109,6 +111,7 @@ const resolved = require.resolve('${NAME}');
 if (!resolved.endsWith('.cjs') || !resolved.includes('/node_modules/${NAME}/')) {
   throw new Error('require() resolved to ' + resolved);
 }
+if (!require.resolve('${NAME}/otel').endsWith('/dist/otel.cjs')) throw new Error('${NAME}/otel did not resolve to dist/otel.cjs');
 console.log(JSON.stringify(Object.keys(api).filter((k) => k !== 'default').sort()));
 `,
     );

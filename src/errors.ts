@@ -1,3 +1,5 @@
+import { brand, brandKey, hasBrand, isInstance } from './shared/brand.js';
+
 /**
  * Every error this library throws or emits is a {@link BackpressureError} with a
  * `code` from one closed list, so callers can `switch (err.code)` instead of
@@ -37,8 +39,28 @@ export interface BackpressureErrorOptions {
   readonly retriable?: boolean;
 }
 
-/** Base class of every error the library creates. */
+/**
+ * Base class of every error the library creates.
+ *
+ * `instanceof` works across copies of the package (ESM and CommonJS builds,
+ * two versions in one tree): each class carries a
+ * `Symbol.for('kafkajs-backpressure.<ClassName>')` brand that its
+ * `Symbol.hasInstance` checks. A subclass you write is checked the ordinary
+ * way.
+ */
 export class BackpressureError extends Error {
+  static {
+    brand(this, 'BackpressureError');
+  }
+
+  /** True for an instance of this class from any copy of the package. */
+  static override [Symbol.hasInstance]<C extends abstract new (...args: never[]) => unknown>(
+    this: C,
+    value: unknown,
+  ): value is InstanceType<C> {
+    return isInstance(this, value);
+  }
+
   readonly code: ErrorCode;
   /** True when repeating the same operation later may succeed. */
   readonly retriable: boolean;
@@ -57,6 +79,10 @@ export class BackpressureError extends Error {
  * `received` is the value that was passed.
  */
 export class ConfigError extends BackpressureError {
+  static {
+    brand(this, 'ConfigError');
+  }
+
   readonly option: string;
   readonly expected: string;
   readonly received: unknown;
@@ -75,6 +101,10 @@ export class ConfigError extends BackpressureError {
 
 /** The handler did not settle in time. Retriable: the next attempt may be faster. */
 export class HandlerTimeoutError extends BackpressureError {
+  static {
+    brand(this, 'HandlerTimeoutError');
+  }
+
   readonly timeoutMs: number;
 
   constructor(timeoutMs: number) {
@@ -91,6 +121,10 @@ export class HandlerTimeoutError extends BackpressureError {
  * straight to the dead-letter topic without further attempts.
  */
 export class NonRetriableError extends BackpressureError {
+  static {
+    brand(this, 'NonRetriableError');
+  }
+
   constructor(message: string, options: { readonly cause?: unknown } = {}) {
     super('ERR_HANDLER_FAILED', message, { ...options, retriable: false });
     this.name = 'NonRetriableError';
@@ -99,6 +133,10 @@ export class NonRetriableError extends BackpressureError {
 
 /** The circuit breaker is open: the downstream is considered down. */
 export class CircuitOpenError extends BackpressureError {
+  static {
+    brand(this, 'CircuitOpenError');
+  }
+
   constructor(options: BackpressureErrorOptions = {}) {
     super('ERR_CIRCUIT_OPEN', 'Circuit breaker is open; the call was not attempted.', {
       ...options,
@@ -110,6 +148,10 @@ export class CircuitOpenError extends BackpressureError {
 
 /** Writing to the dead-letter topic failed; the message's offset stays uncommitted. */
 export class DlqPublishError extends BackpressureError {
+  static {
+    brand(this, 'DlqPublishError');
+  }
+
   readonly dlqTopic: string;
 
   constructor(dlqTopic: string, cause: unknown) {
@@ -132,6 +174,10 @@ export class DlqPublishError extends BackpressureError {
  * `dlq.routed` event and fills the dead letter's `x-bp-error-*` headers.
  */
 export class MessageShedError extends BackpressureError {
+  static {
+    brand(this, 'MessageShedError');
+  }
+
   readonly ageMs: number;
   readonly maxAgeMs: number;
 
@@ -148,8 +194,10 @@ export class MessageShedError extends BackpressureError {
 
 /** True for any error created by this library; narrows to {@link BackpressureError}. */
 export function isBackpressureError(value: unknown): value is BackpressureError {
-  return value instanceof BackpressureError;
+  return hasBrand(value, BACKPRESSURE_ERROR);
 }
+
+const BACKPRESSURE_ERROR = brandKey('BackpressureError');
 
 /** Turns anything a handler may throw (strings, `undefined`, objects) into an `Error`. */
 export function toError(value: unknown): Error {
@@ -189,6 +237,10 @@ export function describe(value: unknown): string {
  * space frees as the buffer drains.
  */
 export class ProducerBufferFullError extends BackpressureError {
+  static {
+    brand(this, 'ProducerBufferFullError');
+  }
+
   /** How long the send waited; 0 when it was rejected at once. */
   readonly waitedMs: number;
   readonly bufferedMessages: number;
@@ -217,6 +269,10 @@ export class ProducerBufferFullError extends BackpressureError {
  * was sent. Retriable: the producer resumes when the lag falls back.
  */
 export class ProducerStoppedError extends BackpressureError {
+  static {
+    brand(this, 'ProducerStoppedError');
+  }
+
   readonly waitedMs: number;
   /** The reason given with the critical lag status, if any. */
   readonly reason: string | undefined;
@@ -239,6 +295,10 @@ export class ProducerStoppedError extends BackpressureError {
  * when `close()` gave up on it: the broker may still have stored it.
  */
 export class ProducerClosedError extends BackpressureError {
+  static {
+    brand(this, 'ProducerClosedError');
+  }
+
   readonly mayHaveBeenWritten: boolean;
 
   constructor(
@@ -257,6 +317,10 @@ export class ProducerClosedError extends BackpressureError {
  * timeout they were rejected with {@link ProducerClosedError}.
  */
 export class ProducerDrainTimeoutError extends BackpressureError {
+  static {
+    brand(this, 'ProducerDrainTimeoutError');
+  }
+
   readonly operation: 'flush' | 'close';
   readonly timeoutMs: number;
   /** `send` calls not yet settled when the time ran out. */

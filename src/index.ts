@@ -1,5 +1,4 @@
 export { BackpressureConsumer } from './consumer/backpressure-consumer.js';
-export { sizeOf } from './consumer/dispatch/delivery.js';
 export type {
   ConsumerClient,
   ClientRun,
@@ -12,6 +11,8 @@ export type {
   ConsumerState,
   PartitionSnapshot,
   CloseOptions,
+  StartOptions,
+  WaitOptions,
 } from './consumer/backpressure-consumer.js';
 export type {
   BackpressureConsumerOptions,
@@ -49,7 +50,7 @@ export { DLQ_HEADERS, DLQ_HEADER_PREFIX } from './consumer/failure/dead-letter-r
 export { LagMonitor } from './lag/lag-monitor.js';
 export type {
   LagMonitorOptions,
-  ResolvedLagMonitorOptions,
+  LagMonitorCallOptions,
   LagAdmin,
   LagMonitorEvents,
   LagMonitorState,
@@ -107,3 +108,10 @@ export {
   isBackpressureError,
 } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { TRACING_CHANNELS } from './shared/tracing.js';
+export type {
+  HandleTraceContext,
+  CommitTraceContext,
+  DeadLetterTraceContext,
+  ProduceTraceContext,
+} from './shared/tracing.js';

@@ -81,6 +81,11 @@ export interface ContenderDef {
    * and the registry scraped every `METRICS_SCRAPE_MS`, as a service would.
    */
   readonly metrics?: boolean;
+  /**
+   * library: a subscriber with no-op functions on every tracing channel
+   * (`TRACING_CHANNELS`), so the traced path runs for every message.
+   */
+  readonly tracing?: boolean;
   /** library-fairness: partition 0's handler takes `FairnessPlan.slowMs` per message. */
   readonly slowPartition?: boolean;
   /**
@@ -307,6 +312,16 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
           metrics: true,
           versus: `lib-${ordering}`,
         })),
+        // The default mode with a tracing subscriber attached: its ratio is
+        // taken against the same mode without one (whose row is today's).
+        {
+          id: 'lib-partition-tracing',
+          label: 'library, partition, tracing subscriber attached',
+          kind: 'library',
+          library: { ordering: 'partition' },
+          tracing: true,
+          versus: 'lib-partition',
+        },
       ],
       slow: [
         {

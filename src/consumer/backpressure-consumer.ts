@@ -3,6 +3,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Consumer } from 'kafkajs';
 import pLimit from 'p-limit';
 import { BackpressureError, ConfigError, isBackpressureError, toError } from '../errors.js';
+import { abortable, signal as validSignal } from '../shared/validate.js';
 import type { TopicPartition } from '../shared/topic-partition.js';
 import { Admitter } from './admission/admitter.js';
 import { InFlightBudget } from './admission/budget.js';
@@ -27,6 +28,7 @@ import {
   type BackpressureConsumerOptions,
   type ResolvedOptions,
 } from './options.js';
+import { brand, isInstance } from '../shared/brand.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -56,6 +58,30 @@ export interface CloseOptions {
    * @default the consumer's `closeDrainTimeoutMs` option (30000)
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * Aborting it ends the wait for in-flight work at once, as the drain
+   * timeout does: the work is abandoned (handlers' signals abort with this
+   * signal's reason) and redelivered later. The commit and disconnect still
+   * happen; `close()` does not reject for it.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of `start()`. */
+export interface StartOptions {
+  /**
+   * Aborting it before `start()` resolved gives up starting: the consumer
+   * closes (the step under way finishes, no further one is taken, the client
+   * disconnects and leaves the group), then `start()` rejects with
+   * `signal.reason`. Once started, aborting it changes nothing.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Options of the promise helpers (`onIdle()`, `onDrained()`). */
+export interface WaitOptions {
+  /** Aborting it rejects the wait with `signal.reason`; the consumer is not affected. */
+  readonly signal?: AbortSignal;
 }
 
 /** Lets `registerMetrics` keep handler-duration histograms without a per-message event; works across copies of the package. */
@@ -77,6 +103,15 @@ export const OBSERVE_ATTEMPTS = Symbol.for('kafkajs-backpressure.observe-attempt
  * them and answers the public API.
  */
 export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<ConsumerEvents> {
+  static {
+    brand(this, 'BackpressureConsumer');
+  }
+
+  /** True for a BackpressureConsumer from any copy of the package (ESM and CommonJS, two versions). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(this, value);
+  }
+
   readonly #options: ResolvedOptions<T>;
   readonly #client: ConsumerClient;
   readonly #flow: FlowController;
@@ -95,6 +130,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #downstream: DownstreamLagWatch | undefined;
   /** Aborted on close when in-flight work is abandoned. */
   readonly #closeController = new AbortController();
+  /** Aborted by a signal given to any `close()` call: ends the drain wait. */
+  readonly #closeCut = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
   #state: ConsumerState = 'idle';
   #groupId = '';
@@ -160,6 +197,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#committer = new Committer(this.#client, o.logger, {
       partitions: () => this.#partitions.values(),
       live: () => this.#state !== 'idle' && this.#state !== 'closed',
+      groupId: () => this.#groupId,
       committed: (event) => emit('offsets.committed', event),
       failed: (error) => this.#error(error, 'commit'),
     });
@@ -282,8 +320,13 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     });
   }
 
-  /** Connects, subscribes and starts consuming. Resolves once the client runs. */
-  async start(): Promise<void> {
+  /**
+   * Connects, subscribes and starts consuming. Resolves once the client runs.
+   * With `signal`, see {@link StartOptions.signal}.
+   */
+  async start(options: StartOptions = {}): Promise<void> {
+    const signal = validSignal('signal', options.signal);
+    signal?.throwIfAborted();
     if (this.#state !== 'idle') {
       throw new BackpressureError(
         'ERR_STATE',
@@ -313,7 +356,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       () => undefined,
       () => undefined,
     );
-    await steps;
+    if (signal === undefined) await steps;
+    else await this.#startUnless(steps, signal);
     if (stopping()) return;
     this.#every(o.commitIntervalMs, () => void this.#committer.tick());
     const trigger = this.#latencyTrigger;
@@ -340,15 +384,51 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#flow.remove('manual', partition);
   }
 
-  /** Resolves when nothing is in flight. */
-  onIdle(): Promise<void> {
+  /** Resolves when nothing is in flight; with `signal`, rejects with its reason when it aborts first. */
+  onIdle(options: WaitOptions = {}): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = validSignal('signal', options.signal);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (signal?.aborted === true) return Promise.reject(signal.reason as unknown);
     if (this.#budget.messages === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    if (signal === undefined) return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      const wake = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        const at = this.#idleWaiters.indexOf(wake);
+        if (at !== -1) this.#idleWaiters.splice(at, 1);
+        reject(signal.reason as unknown);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#idleWaiters.push(wake);
+    });
   }
 
-  /** Resolves when in-flight work is at or below the low mark (the queue is not full). */
-  async onDrained(): Promise<void> {
-    while (!this.#budget.low()) await this.#budget.changed(() => this.#budget.low());
+  /**
+   * Resolves when in-flight work is at or below the low mark (the queue is
+   * not full); with `signal`, rejects with its reason when it aborts first.
+   */
+  async onDrained(options: WaitOptions = {}): Promise<void> {
+    const signal = validSignal('signal', options.signal);
+    signal?.throwIfAborted();
+    if (this.#budget.low()) return;
+    // An abort wakes the budget's waiters; each rechecks its own condition.
+    const wake = (): void => this.#budget.wakeAll();
+    signal?.addEventListener('abort', wake, { once: true });
+    try {
+      while (!this.#budget.low()) {
+        await this.#budget.changed(() => this.#budget.low() || signal?.aborted === true);
+        signal?.throwIfAborted();
+      }
+    } finally {
+      signal?.removeEventListener('abort', wake);
+    }
   }
 
   /** Commits every done offset now (it also happens every `commitIntervalMs`). */
@@ -363,8 +443,20 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    * Safe to call more than once, and from inside a handler.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = validSignal('signal', options.signal);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     this.#closePromise ??= this.#close(options);
+    if (signal !== undefined) this.#cutCloseOn(signal, this.#closePromise);
     return this.#closePromise;
+  }
+
+  /** `await using consumer = new BackpressureConsumer(...)`: `close()` with its defaults. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #close(options: CloseOptions): Promise<void> {
@@ -380,11 +472,16 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // Let go of the caller first: close() may be awaited from inside a handler,
     // and that handler is part of what is being drained.
     await Promise.resolve();
-    if (!(await this.#waitFor(() => this.#budget.messages === 0, timeoutMs))) {
-      const reason = new BackpressureError(
-        'ERR_DRAIN_TIMEOUT',
-        `In-flight work did not finish within ${timeoutMs} ms of close().`,
-      );
+    const cut = this.#closeCut.signal;
+    await this.#waitFor(() => this.#budget.messages === 0 || cut.aborted, timeoutMs);
+    if (this.#budget.messages > 0) {
+      // Timed out, or a close() signal aborted: the same abandonment.
+      const reason = cut.aborted
+        ? toError(cut.reason)
+        : new BackpressureError(
+            'ERR_DRAIN_TIMEOUT',
+            `In-flight work did not finish within ${timeoutMs} ms of close().`,
+          );
       this.#closeController.abort(reason);
       this.#attempts.abortAll(reason);
       this.#circuit.wakeAll();
@@ -403,6 +500,45 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
     this.#circuit.shutdown();
     this.#setState('closed');
+  }
+
+  /**
+   * Waits for start()'s client steps unless `signal` aborts first; then
+   * closes (the client takes no further step and disconnects) and rejects
+   * with the signal's reason.
+   */
+  async #startUnless(steps: Promise<void>, signal: AbortSignal): Promise<void> {
+    try {
+      await abortable(steps, signal);
+    } catch (error) {
+      if (!signal.aborted) throw error;
+      // Already closing (close() came first): the abort still rejects start().
+      await this.close();
+      throw signal.reason;
+    }
+    // The steps finished, but an abort that came with their last step wins.
+    if (signal.aborted && (this.#state as ConsumerState) === 'starting') {
+      await this.close();
+      throw signal.reason;
+    }
+  }
+
+  /** A signal given to any `close()` call ends the drain wait (see {@link CloseOptions.signal}). */
+  #cutCloseOn(signal: AbortSignal, closed: Promise<void>): void {
+    const cut = this.#closeCut;
+    if (cut.signal.aborted || this.#state === 'closed') return;
+    const onAbort = (): void => {
+      cut.abort(signal.reason);
+      // Wakes the drain wait, which rechecks its condition.
+      this.#budget.wakeAll();
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    const detach = (): void => signal.removeEventListener('abort', onAbort);
+    closed.then(detach, detach);
   }
 
   /** @internal Used by `registerMetrics`: see {@link OBSERVE_ATTEMPTS}. */

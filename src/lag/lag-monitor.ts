@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { BackpressureError, ConfigError } from '../errors.js';
 import { parseTpKey, tpKey, type TopicPartition } from '../shared/topic-partition.js';
+import { abortable, signal as validSignal } from '../shared/validate.js';
 import { AdminCallError, poll, type AdminCall, type Poll } from './admin-poller.js';
 import { analyzePartition, combinePartitions } from './analysis.js';
 import { AppendHistory } from './append-history.js';
@@ -28,6 +29,18 @@ import { windowHistory } from './window-history.js';
 import { FIRST_VERDICT, step, type Verdict } from './verdict.js';
 
 export type { LagAdmin, LagMonitorOptions, ResolvedLagMonitorOptions } from './options.js';
+
+/** Options of the lag monitor's async methods (`start()`, `stop()`, `sample()`). */
+export interface LagMonitorCallOptions {
+  /**
+   * `start()`: aborting it before the first round finished stops the
+   * monitor and rejects with `signal.reason`. `stop()`: aborting it ends the
+   * wait for a round in progress (sampling has stopped already). `sample()`:
+   * aborting it rejects with `signal.reason`. A round under way still
+   * finishes in the background; `await stop()` waits for it.
+   */
+  readonly signal?: AbortSignal;
+}
 export type {
   GroupLag,
   LagErrorEvent,
@@ -41,6 +54,7 @@ export type {
   PartitionHistory,
   PartitionLag,
 } from './snapshot.js';
+import { brand, isInstance } from '../shared/brand.js';
 
 /** What the monitor remembers of one partition beyond the sample window. */
 interface PartitionState {
@@ -71,6 +85,15 @@ function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
  * ```
  */
 export class LagMonitor extends EventEmitter<LagMonitorEvents> {
+  static {
+    brand(this, 'LagMonitor');
+  }
+
+  /** True for a LagMonitor from any copy of the package (ESM and CommonJS, two versions). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(this, value);
+  }
+
   readonly #admin: LagAdmin;
   readonly #options: ResolvedLagMonitorOptions;
   readonly #window: LagWindow;
@@ -135,6 +158,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
     return this.#state;
   }
 
+  /** The options in force, defaults filled in (frozen). */
   get options(): ResolvedLagMonitorOptions {
     return this.#options;
   }
@@ -142,9 +166,12 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
   /**
    * Runs a first round (connecting the admin client if needed), then one
    * every `intervalMs`. Resolves after the first round, which may have
-   * failed (reported as `lag.error`; sampling goes on).
+   * failed (reported as `lag.error`; sampling goes on). With `signal`, see
+   * {@link LagMonitorCallOptions.signal}.
    */
-  async start(): Promise<void> {
+  async start(options: LagMonitorCallOptions = {}): Promise<void> {
+    const signal = validSignal('signal', options.signal);
+    signal?.throwIfAborted();
     if (this.#state !== 'idle') {
       throw new BackpressureError(
         'ERR_STATE',
@@ -152,30 +179,62 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
       );
     }
     this.#state = 'running';
-    await this.#tick();
+    try {
+      await abortable(this.#tick(), signal);
+    } catch (error) {
+      if (signal?.aborted !== true) throw error;
+      this.#halt();
+      throw signal.reason;
+    }
   }
 
-  /** Stops sampling; waits for a round in progress. Idempotent. The admin client stays connected. */
-  async stop(): Promise<void> {
+  /**
+   * Stops sampling; waits for a round in progress (or until `signal`
+   * aborts). Idempotent. The admin client stays connected.
+   */
+  async stop(options: LagMonitorCallOptions = {}): Promise<void> {
+    const signal = validSignal('signal', options.signal);
+    this.#halt();
+    if (signal?.aborted === true) return;
+    try {
+      await abortable(this.#rounds, signal);
+    } catch {
+      // Aborted: the round finishes in the background.
+    }
+  }
+
+  /** `await using monitor = new LagMonitor(...)`: `stop()` with its defaults. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  #halt(): void {
     this.#state = 'stopped';
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#rounds;
   }
 
   /**
    * Runs one sampling round now (after any round in progress) and resolves
    * with its snapshot. Works without `start()`. Rejects with the admin error
    * when the committed offsets could not be read (also emitted as
-   * `lag.error`).
+   * `lag.error`). With `signal`, rejects with its reason when it aborts
+   * first (the round still runs).
    */
-  sample(): Promise<LagSnapshot> {
+  sample(options: LagMonitorCallOptions = {}): Promise<LagSnapshot> {
+    let signal: AbortSignal | undefined;
+    try {
+      signal = validSignal('signal', options.signal);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (signal?.aborted === true) return Promise.reject(signal.reason as unknown);
     if (this.#state === 'stopped') {
       return Promise.reject(new BackpressureError('ERR_STATE', 'sample() called after stop().'));
     }
     const round = this.#rounds.then(() => this.#round());
     this.#rounds = round.catch(() => undefined);
-    return round;
+    return abortable(round, signal);
   }
 
   /** The last snapshot; undefined before the first successful round. */

@@ -1,9 +1,5 @@
 import { createRequire } from 'node:module';
-import {
-  BackpressureConsumer,
-  OBSERVE_ATTEMPTS,
-  type PartitionSnapshot,
-} from '../consumer/backpressure-consumer.js';
+import { OBSERVE_ATTEMPTS, type PartitionSnapshot } from '../consumer/backpressure-consumer.js';
 import {
   Builder,
   type Emitter,
@@ -18,6 +14,7 @@ import { BackpressureError, ConfigError } from '../errors.js';
 import type { ConsumerEvents } from '../consumer/events.js';
 import { LagMonitor } from '../lag/lag-monitor.js';
 import { RateLimitedProducer } from '../producer/rate-limited-producer.js';
+import { brandKey, hasBrand } from '../shared/brand.js';
 import { knownKeys, plainObject } from '../shared/validate.js';
 
 /**
@@ -140,30 +137,32 @@ function resolveSources(value: unknown): Sources {
     throw new ConfigError('sources', 'an object with consumers, monitors and/or producers', value);
   }
   knownKeys('sources', raw, ['consumers', 'monitors', 'producers']);
-  const list = <T>(key: string, kind: new (...args: never[]) => T, what: string): T[] => {
+  // By brand, not instanceof: a consumer built by another copy of the
+  // package (ESM beside CommonJS) is measured through its public API all the same.
+  const list = <T>(key: string, what: string): T[] => {
     const v = raw[key];
     if (v === undefined) return [];
-    if (!Array.isArray(v) || !v.every((x) => x instanceof kind)) {
+    if (!Array.isArray(v) || !v.every((x) => hasBrand(x, brandKey(what)))) {
       throw new ConfigError(`sources.${key}`, `an array of ${what}`, v);
     }
     return [...(v as T[])];
   };
-  const consumers = list('consumers', BackpressureConsumer, 'BackpressureConsumer');
-  const monitors = list('monitors', LagMonitor, 'LagMonitor');
+  const consumers = list<MeasuredConsumer>('consumers', 'BackpressureConsumer');
+  const monitors = list<LagMonitor>('monitors', 'LagMonitor');
   let producers: (readonly [string, RateLimitedProducer])[];
   const p = raw['producers'];
   if (p === undefined) producers = [];
   else if (Array.isArray(p)) {
-    producers = list('producers', RateLimitedProducer, 'RateLimitedProducer').map(
+    producers = list<RateLimitedProducer>('producers', 'RateLimitedProducer').map(
       (producer, i) => [String(i), producer] as const,
     );
   } else {
     const record = plainObject('sources.producers', p) ?? {};
     producers = Object.entries(record).map(([name, producer]) => {
-      if (!(producer instanceof RateLimitedProducer)) {
+      if (!hasBrand(producer, brandKey('RateLimitedProducer'))) {
         throw new ConfigError(`sources.producers.${name}`, 'a RateLimitedProducer', producer);
       }
-      return [name, producer] as const;
+      return [name, producer as RateLimitedProducer] as const;
     });
   }
   if (consumers.length + monitors.length + producers.length === 0) {

@@ -248,21 +248,7 @@ export function resolveDrainTimeout(option: string, value: unknown, fallback: nu
   return timerDuration(option, value, fallback, { min: 0, allowInfinity: true });
 }
 
-/** An optional `AbortSignal` argument. */
-export function resolveSignal(option: string, value: unknown): AbortSignal | undefined {
-  if (value === undefined) return undefined;
-  const s = value as Partial<AbortSignal> | null;
-  if (
-    typeof value !== 'object' ||
-    s === null ||
-    typeof s.aborted !== 'boolean' ||
-    typeof s.addEventListener !== 'function' ||
-    typeof s.removeEventListener !== 'function'
-  ) {
-    throw new ConfigError(option, 'an AbortSignal', value);
-  }
-  return value as AbortSignal;
-}
+export { signal as resolveSignal } from '../shared/validate.js';
 
 /**
  * A rate: a number greater than 0, or `Infinity` for no limit. Zero is

@@ -50,6 +50,8 @@ export type {
   RateLimitedProducerEvents,
   RateLimitedProducerState,
 } from './events.js';
+import { brand, isInstance } from '../shared/brand.js';
+import { produceChannel } from '../shared/tracing.js';
 
 /**
  * A KafkaJS producer behind limits: messages per second, bytes per second,
@@ -77,6 +79,15 @@ export type {
  * ```
  */
 export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents> {
+  static {
+    brand(this, 'RateLimitedProducer');
+  }
+
+  /** True for a RateLimitedProducer from any copy of the package (ESM and CommonJS, two versions). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isInstance(this, value);
+  }
+
   readonly #producer: ProducerTarget;
   readonly #options: ResolvedProducerOptions;
   readonly #clock: Clock;
@@ -208,6 +219,12 @@ export class RateLimitedProducer extends EventEmitter<RateLimitedProducerEvents>
    * was handed to KafkaJS, and with a `ConfigError` for a malformed record.
    */
   send(record: ProducerRecord, options: ProducerSendOptions = {}): Promise<RecordMetadata[]> {
+    return produceChannel.hasSubscribers
+      ? produceChannel.tracePromise(() => this.#send(record, options), { record })
+      : this.#send(record, options);
+  }
+
+  #send(record: ProducerRecord, options: ProducerSendOptions): Promise<RecordMetadata[]> {
     let sizes: number[];
     let signal: AbortSignal | undefined;
     try {

@@ -166,3 +166,42 @@ export function clock(option: string, value: unknown): Clock | undefined {
   }
   return value as Clock;
 }
+
+/** An optional `AbortSignal` argument. */
+export function signal(option: string, value: unknown): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  const s = value as Partial<AbortSignal> | null;
+  if (
+    typeof value !== 'object' ||
+    s === null ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function' ||
+    typeof s.removeEventListener !== 'function'
+  ) {
+    throw new ConfigError(option, 'an AbortSignal', value);
+  }
+  return value as AbortSignal;
+}
+
+/**
+ * Rejects with `signal.reason` when `signal` aborts before `promise`
+ * settles; otherwise settles as `promise` does. Leaves no listener behind.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as unknown);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as unknown);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sizeOf } from '../../src/index.js';
+import { sizeOf } from '../../src/consumer/dispatch/delivery.js';
 
 const message = (fields: Partial<Parameters<typeof sizeOf>[0]>): Parameters<typeof sizeOf>[0] => ({
   offset: '0',

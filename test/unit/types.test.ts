@@ -12,6 +12,18 @@ import * as api from '../../src/index.js';
 import {
   BackpressureConsumer,
   BackpressureError,
+  LagMonitor,
+  RateLimitedProducer,
+  type CloseOptions,
+  type LagAdmin,
+  type LagMonitorCallOptions,
+  type LagMonitorOptions,
+  type ProducerCloseOptions,
+  type ProducerFlushOptions,
+  type ProducerSendOptions,
+  type ProducerTarget,
+  type StartOptions,
+  type WaitOptions,
   ConfigError,
   ERROR_CODES,
   isBackpressureError,
@@ -193,12 +205,66 @@ describe('public API types', () => {
     expectTypeOf<BackpressureConsumer['start']>().returns.toEqualTypeOf<Promise<void>>();
     expectTypeOf<BackpressureConsumer['close']>()
       .parameter(0)
-      .toEqualTypeOf<{ readonly drainTimeoutMs?: number } | undefined>();
+      .toEqualTypeOf<
+        { readonly drainTimeoutMs?: number; readonly signal?: AbortSignal } | undefined
+      >();
     expectTypeOf<BackpressureConsumer['onIdle']>().returns.toEqualTypeOf<Promise<void>>();
     // KafkaJS consumers and any other client behind the port are accepted.
     expectTypeOf<ConstructorParameters<typeof BackpressureConsumer>[0]>().toEqualTypeOf<
       Consumer | ConsumerClient
     >();
+  });
+
+  it('every async lifecycle method takes an optional { signal }', () => {
+    type SignalOnly = { readonly signal?: AbortSignal } | undefined;
+    expectTypeOf<BackpressureConsumer['start']>().parameter(0).toEqualTypeOf<SignalOnly>();
+    expectTypeOf<BackpressureConsumer['onIdle']>().parameter(0).toEqualTypeOf<SignalOnly>();
+    expectTypeOf<BackpressureConsumer['onDrained']>().parameter(0).toEqualTypeOf<SignalOnly>();
+    expectTypeOf<StartOptions>().toEqualTypeOf<{ readonly signal?: AbortSignal }>();
+    expectTypeOf<WaitOptions>().toEqualTypeOf<{ readonly signal?: AbortSignal }>();
+    expectTypeOf<CloseOptions['signal']>().toEqualTypeOf<AbortSignal | undefined>();
+    expectTypeOf<LagMonitor['start']>().parameter(0).toEqualTypeOf<SignalOnly>();
+    expectTypeOf<LagMonitor['stop']>().parameter(0).toEqualTypeOf<SignalOnly>();
+    expectTypeOf<LagMonitor['sample']>().parameter(0).toEqualTypeOf<SignalOnly>();
+    expectTypeOf<LagMonitorCallOptions>().toEqualTypeOf<{ readonly signal?: AbortSignal }>();
+    expectTypeOf<ProducerSendOptions['signal']>().toEqualTypeOf<AbortSignal | undefined>();
+    expectTypeOf<ProducerFlushOptions['signal']>().toEqualTypeOf<AbortSignal | undefined>();
+    expectTypeOf<ProducerCloseOptions['signal']>().toEqualTypeOf<AbortSignal | undefined>();
+    typeOnly(() => {
+      const consumer = {} as BackpressureConsumer;
+      // @ts-expect-error a signal is an AbortSignal
+      void consumer.start({ signal: 'stop' });
+      // @ts-expect-error unknown keys are refused
+      void consumer.onIdle({ timeoutMs: 5 });
+    });
+  });
+
+  it('consumer, producer and monitor are AsyncDisposable (await using)', () => {
+    expectTypeOf<BackpressureConsumer>().toExtend<AsyncDisposable>();
+    expectTypeOf<RateLimitedProducer>().toExtend<AsyncDisposable>();
+    expectTypeOf<LagMonitor>().toExtend<AsyncDisposable>();
+    expectTypeOf<BackpressureConsumer[typeof Symbol.asyncDispose]>().toEqualTypeOf<
+      () => Promise<void>
+    >();
+    typeOnly(async () => {
+      await using consumer = new BackpressureConsumer({} as Consumer, {
+        topics: ['t'],
+        handler: async () => {},
+      });
+      await using monitor = new LagMonitor({} as LagAdmin, {} as LagMonitorOptions);
+      await using producer = new RateLimitedProducer({} as ProducerTarget);
+      expectTypeOf(consumer).toEqualTypeOf<BackpressureConsumer>();
+      expectTypeOf(monitor).toEqualTypeOf<LagMonitor>();
+      expectTypeOf(producer).toEqualTypeOf<RateLimitedProducer>();
+    });
+  });
+
+  it('instanceof narrows through the brand-checking Symbol.hasInstance', () => {
+    typeOnly(() => {
+      const value: unknown = undefined;
+      if (value instanceof ConfigError) expectTypeOf(value).toEqualTypeOf<ConfigError>();
+      if (value instanceof LagMonitor) expectTypeOf(value).toEqualTypeOf<LagMonitor>();
+    });
   });
 
   it('errors carry a closed code union and their own fields', () => {
@@ -373,9 +439,9 @@ describe('public API types', () => {
       'ProducerDrainTimeoutError',
       'ProducerStoppedError',
       'RateLimitedProducer',
+      'TRACING_CHANNELS',
       'isBackpressureError',
       'registerMetrics',
-      'sizeOf',
     ]);
   });
 });

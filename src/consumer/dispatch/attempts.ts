@@ -1,5 +1,6 @@
 import { HandlerTimeoutError } from '../../errors.js';
 import type { Clock } from '../../shared/clock.js';
+import { handleChannel, traceEnded, type HandleTraceContext } from '../../shared/tracing.js';
 import type { HandlerContext, InboundMessage, MessageHandler } from '../options.js';
 
 /**
@@ -27,6 +28,8 @@ export class Attempts<K> {
   readonly #sink: AttemptSink<K>;
   /** Called as each attempt ends, with its duration: the latency window's feed. */
   readonly #measured: (durationMs: number, now: number) => void;
+  /** The consumer group, for tracing. */
+  readonly #groupId: () => string;
   /** The running attempts in start order, which is deadline order. */
   #oldest: LiveAttempt<K> | undefined;
   #newest: LiveAttempt<K> | undefined;
@@ -38,7 +41,9 @@ export class Attempts<K> {
     handler: MessageHandler<unknown>,
     sink: AttemptSink<K>,
     measured: (durationMs: number, now: number) => void,
+    groupId: () => string = () => '',
   ) {
+    this.#groupId = groupId;
     this.#clock = clock;
     this.#timeoutMs = timeoutMs;
     this.#handler = handler;
@@ -59,7 +64,9 @@ export class Attempts<K> {
     if (this.#timer === undefined) this.#arm();
     let result: unknown;
     try {
-      result = this.#handler(message, live);
+      result = handleChannel.hasSubscribers
+        ? this.#traced(message, attempt, live)
+        : this.#handler(message, live);
     } catch (thrown) {
       // A handler that throws synchronously is treated like one that rejects.
       live.end(true, thrown);
@@ -73,6 +80,17 @@ export class Attempts<K> {
       () => live.end(false, undefined),
       (thrown: unknown) => live.end(true, thrown),
     );
+  }
+
+  /** The handler called within the `handle` channel's stores; its end is published as the attempt ends. */
+  #traced(message: InboundMessage<unknown>, attempt: number, live: LiveAttempt<K>): unknown {
+    const context: HandleTraceContext = { message, groupId: this.#groupId(), attempt };
+    live.traced(context);
+    try {
+      return handleChannel.start.runStores(context, this.#handler, undefined, message, live);
+    } finally {
+      handleChannel.end.publish(context);
+    }
   }
 
   /** Ends every running attempt with `reason` (close gave up waiting) and aborts their signals. */
@@ -148,6 +166,8 @@ class LiveAttempt<K> implements HandlerContext {
   #controller: AbortController | undefined;
   #reason: Error | undefined;
   #settled = false;
+  /** Set only while a tracing subscriber listens. */
+  #trace: HandleTraceContext | undefined = undefined;
 
   constructor(
     owner: Attempts<K>,
@@ -201,10 +221,16 @@ class LiveAttempt<K> implements HandlerContext {
     this.#next = value;
   }
 
+  /** @internal The attempt is traced: its end is published on the `handle` channel. */
+  traced(context: HandleTraceContext): void {
+    this.#trace = context;
+  }
+
   /** The handler settled; ignored once the attempt already ended (timed out or aborted). */
   end(failed: boolean, thrown: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
+    if (this.#trace !== undefined) traceEnded(handleChannel, this.#trace, failed, thrown);
     const now = this.#owner.settled(this);
     this.#sink.attemptEnded(this.#token, failed, thrown, now, now - this.#started);
   }

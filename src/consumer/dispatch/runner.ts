@@ -7,6 +7,7 @@ import { decideFailure } from '../failure/policy.js';
 import { shedAge } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
 import type { ResolvedOptions } from '../options.js';
+import { deadLetterChannel } from '../../shared/tracing.js';
 import { Attempts, type AttemptSink } from './attempts.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -76,6 +77,7 @@ export class Runner implements AttemptSink<Delivery> {
       options.handler,
       this,
       measured,
+      hooks.groupId,
     );
     this.#circuit = circuit;
     this.#hooks = hooks;
@@ -150,14 +152,25 @@ export class Runner implements AttemptSink<Delivery> {
     free(false);
     const settings = this.#options.deadLetter!;
     const hooks = this.#hooks;
-    void deadLetter(settings, d.message, error, reason, d.attempts, {
-      groupId: hooks.groupId,
-      hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
-      sleep: hooks.sleep,
-      abandoned: () => hooks.abandoned(d),
-      routed: (event) => hooks.emit('dlq.routed', event),
-      failed: (event) => hooks.emit('dlq.failed', event),
-    }).then(
+    const route = () =>
+      deadLetter(settings, d.message, error, reason, d.attempts, {
+        groupId: hooks.groupId,
+        hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
+        sleep: hooks.sleep,
+        abandoned: () => hooks.abandoned(d),
+        routed: (event) => hooks.emit('dlq.routed', event),
+        failed: (event) => hooks.emit('dlq.failed', event),
+      });
+    const routing = deadLetterChannel.hasSubscribers
+      ? deadLetterChannel.tracePromise(route, {
+          message: d.message,
+          groupId: hooks.groupId(),
+          reason,
+          cause: error,
+          attempts: d.attempts,
+        })
+      : route();
+    void routing.then(
       (written) => {
         if (written) then?.();
         this.#end(d, written);

@@ -1,5 +1,6 @@
 import { BackpressureError, toError } from '../../errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { commitChannel } from '../../shared/tracing.js';
 import type { PartitionState } from '../admission/partitions.js';
 import type { CommitEvent } from '../events.js';
 import type { CommitOffset, ConsumerClient } from '../kafka/port.js';
@@ -14,6 +15,8 @@ export interface CommitterHooks {
   partitions(): Iterable<PartitionState>;
   /** False before start and after close: nothing to commit to. */
   live(): boolean;
+  /** The consumer group, for tracing. */
+  groupId(): string;
   committed(event: CommitEvent): void;
   failed(error: BackpressureError): void;
 }
@@ -78,7 +81,12 @@ export class Committer {
     }
     if (offsets.length === 0) return;
     try {
-      const accepted = await this.#client.commit(offsets);
+      const accepted = await (commitChannel.hasSubscribers
+        ? commitChannel.tracePromise(() => this.#client.commit(offsets), {
+            groupId: this.#hooks.groupId(),
+            offsets,
+          })
+        : this.#client.commit(offsets));
       for (const offset of accepted) {
         const entry = states.get(`${offset.topic}|${offset.partition}`);
         if (entry !== undefined) entry[0].tracker.markCommitted(entry[1]);
