@@ -63,6 +63,7 @@ export interface CloseOptions {
    * timeout does: the work is abandoned (handlers' signals abort with this
    * signal's reason) and redelivered later. The commit and disconnect still
    * happen; `close()` does not reject for it.
+   * @default none
    */
   readonly signal?: AbortSignal;
 }
@@ -74,13 +75,17 @@ export interface StartOptions {
    * closes (the step under way finishes, no further one is taken, the client
    * disconnects and leaves the group), then `start()` rejects with
    * `signal.reason`. Once started, aborting it changes nothing.
+   * @default none
    */
   readonly signal?: AbortSignal;
 }
 
 /** Options of the promise helpers (`onIdle()`, `onDrained()`). */
 export interface WaitOptions {
-  /** Aborting it rejects the wait with `signal.reason`; the consumer is not affected. */
+  /**
+   * Aborting it rejects the wait with `signal.reason`; the consumer is not affected.
+   * @default none
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -38,6 +38,7 @@ export interface LagMonitorCallOptions {
    * wait for a round in progress (sampling has stopped already). `sample()`:
    * aborting it rejects with `signal.reason`. A round under way still
    * finishes in the background; `await stop()` waits for it.
+   * @default none
    */
   readonly signal?: AbortSignal;
 }
