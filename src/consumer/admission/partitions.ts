@@ -36,6 +36,8 @@ export class PartitionState implements TopicPartition {
   holding = 0;
   /** In the dispatcher's ring of partitions with runnable messages. */
   inRing = false;
+  /** Set while the last owner's committed metadata is read: its first batch waits for it. */
+  restoring: Promise<void> | undefined = undefined;
 
   constructor(topic: string, partition: number, mode: OrderingMode, consumed: { count: number }) {
     this.topic = topic;
