@@ -115,7 +115,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       resumed: (change) => emit('flow.resumed', change),
     });
     this.#budget = new InFlightBudget(o.maxInFlight, o.maxInFlightBytes, o.resumeThreshold);
-    this.#partitions = new Partitions(o.ordering);
+    this.#partitions = new Partitions(o.ordering, o.clock);
     this.#queue = new QueueFullTrigger(
       this.#budget,
       this.#partitions,

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackpressureConsumer } from '../../src/consumer/backpressure-consumer.js';
 import type { BackpressureConsumerOptions, InboundMessage } from '../../src/consumer/options.js';
 import type { ProducerRecord } from 'kafkajs';
+import { ACTIVE_WINDOW_MS } from '../../src/consumer/admission/partitions.js';
 import { FakeClient } from '../helpers/fake-client.js';
 
 /**
@@ -144,8 +145,15 @@ describe.each(['partition', 'key', 'unordered'] as const)(
       expect(fastDone).toBe(40);
       expect(slowWhileFast).toBeGreaterThan(0);
       expect(slowWhileFast).toBeLessThanOrEqual(ordering === 'partition' ? 1 : 2);
-      // With nobody else having work, partition 0 may use more than its
-      // share, but one slot stays free for the other assigned partition.
+      // Partition 1 ran dry just now: it still counts toward the share, so
+      // partition 0 stays at its share.
+      expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 2);
+      // Once partition 1 has had nothing for the activity window, partition
+      // 0 may use more than its share as its handlers end, but one slot
+      // stays free for the other assigned partition.
+      await tick(ACTIVE_WINDOW_MS);
+      gates.release([...gates.open.keys()][0]!);
+      await tick();
       expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 3);
       while (gates.open.size > 0) {
         gates.releaseAll();
@@ -154,6 +162,28 @@ describe.each(['partition', 'key', 'unordered'] as const)(
       await consumer.commit();
       expect(client.committed.get('t|0')).toBe(40);
       expect(client.committed.get('t|1')).toBe(40);
+      await consumer.close();
+    });
+
+    it('a slow partition whose batch comes first after the assignment takes only its share, leaving the rest for partitions about to get work', async () => {
+      const gates = new Gates();
+      const { client, consumer } = await started(
+        { ordering, concurrency: 6, handler: gates.handler },
+        3,
+      );
+      await client.deliver('t', 0, keyed(40));
+      await tick();
+      expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 2);
+      // The others' batches find their slots free.
+      await client.deliver('t', 1, keyed(10));
+      await client.deliver('t', 2, keyed(10));
+      await tick();
+      expect(gates.running(1)).toBe(ordering === 'partition' ? 1 : 2);
+      expect(gates.running(2)).toBe(ordering === 'partition' ? 1 : 2);
+      while (gates.open.size > 0) {
+        gates.releaseAll();
+        await tick();
+      }
       await consumer.close();
     });
 
