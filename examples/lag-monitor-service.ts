@@ -13,6 +13,12 @@
  * /metrics (see examples/lag-service/server.ts). Point Prometheus at /metrics
  * with examples/prometheus.yml, and import examples/grafana-dashboard.json.
  * SIGTERM or Ctrl-C stops it.
+ *
+ *   npm run example -- examples/lag-monitor-service.ts --ci
+ *       with the demo system: waits for the first sample with partitions, calls every
+ *       endpoint once, prints one JSON line of what they answered and stops;
+ *       it exits 1 unless each answered 200 and /metrics carries the group's
+ *       lag (what test/integration/examples.test.ts reads)
  */
 import * as client from 'prom-client';
 import {
@@ -133,10 +139,16 @@ run(async () => {
   client.collectDefaultMetrics({ register: registry });
 
   await Promise.all(monitors.map((m) => m.start()));
-  const service = await startLagService({ monitors, metrics: registry, port, host: '0.0.0.0' });
+  const ci = process.argv.includes('--ci');
+  const service = await startLagService({
+    monitors,
+    metrics: registry,
+    port: ci ? 0 : port,
+    host: ci ? '127.0.0.1' : '0.0.0.0',
+  });
   const base = `http://127.0.0.1:${new URL(service.url).port}`;
   console.log(`${stamp()} watching ${groups.join(', ')}; serving on ${base}`);
-  for (const path of [
+  const paths = [
     '/health',
     '/status',
     '/lag',
@@ -144,14 +156,39 @@ run(async () => {
     '/alerts',
     '/recommendations',
     '/metrics',
-  ]) {
-    console.log(`  curl ${base}${path}`);
-  }
+  ];
+  for (const path of paths) console.log(`  curl ${base}${path}`);
 
-  const signal = await interrupted();
-  console.log(`${stamp()} ${signal}: stopping`);
+  let report: Record<string, unknown> | undefined;
+  if (ci) {
+    // One round of what a user's curl would see, once every monitor has
+    // sampled partitions (without `topics`, a group's partitions appear once
+    // it has committed offsets).
+    const deadline = Date.now() + 30_000;
+    const sampled = () => monitors.every((m) => (m.snapshot()?.partitions.length ?? 0) > 0);
+    while (!sampled() && Date.now() < deadline) await sleep(200);
+    const answered: Record<string, number> = {};
+    let metricsText = '';
+    for (const path of paths) {
+      const response = await fetch(`${base}${path}`);
+      answered[path] = response.status;
+      const text = await response.text();
+      if (path === '/metrics') metricsText = text;
+    }
+    const groupLag = groups.every((g) =>
+      new RegExp(`^kafka_consumer_group_lag\\{[^}]*group="${g}"`, 'm').test(metricsText),
+    );
+    report = { groups, lag: monitors.map((m) => m.lag() ?? null), answered, groupLag };
+    if (!groupLag || Object.values(answered).some((status) => status !== 200)) {
+      process.exitCode = 1;
+    }
+  } else {
+    const signal = await interrupted();
+    console.log(`${stamp()} ${signal}: stopping`);
+  }
   await service.close();
   await Promise.all(monitors.map((m) => m.stop()));
   await admin.disconnect();
   for (const step of cleanup) await step();
+  if (report) console.log(JSON.stringify(report));
 });

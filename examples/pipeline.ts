@@ -3,6 +3,7 @@
  *
  *   npm run example -- examples/pipeline.ts
  *   npm run example -- examples/pipeline.ts --no-backpressure   # for comparison
+ *   npm run example -- examples/pipeline.ts --ci   # 1000 events; checks itself
  *
  *   raw-events --[stage 1: enrich, fast]--> enriched-events --[stage 2: index, slow]-->
  *
@@ -14,6 +15,10 @@
  * behind, resuming below 100: the backlog waits upstream, in raw-events,
  * and stage 2's lag stays near the mark. Either way nothing is lost: stage 1
  * commits a raw event only once its enriched copy is acknowledged.
+ *
+ * It exits 1 unless every event was indexed and, with backpressure, stage 1
+ * paused for stage 2's lag at least once. `--ci` runs 1000 events and ends
+ * with one JSON line of counts (what test/integration/examples.test.ts reads).
  */
 import {
   BackpressureConsumer,
@@ -23,10 +28,10 @@ import {
 } from '../src/index.js';
 import { createTopics, fresh, interrupted, kafkaFromEnv, run, sleep, stamp } from './support.js';
 
-const EVENTS = 2000;
-
 run(async () => {
   const backpressure = !process.argv.includes('--no-backpressure');
+  const ci = process.argv.includes('--ci');
+  const EVENTS = ci ? 1000 : 2000;
   const kafka = kafkaFromEnv('pipeline-example');
   const raw = fresh('raw-events');
   const enriched = fresh('enriched-events');
@@ -67,6 +72,7 @@ run(async () => {
 
   // ---- stage 2: slow ----------------------------------------------------
   let indexed = 0;
+  const seen = new Set<number>();
   const stage2 = new BackpressureConsumer(
     kafka.consumer({ groupId: stage2Group, maxWaitTimeInMs: 500 }),
     {
@@ -76,8 +82,10 @@ run(async () => {
       concurrency: 6,
       maxInFlight: 60,
       commitIntervalMs: 500,
-      handler: async () => {
+      handler: async (message) => {
+        const event = JSON.parse(message.value!.toString()) as { n: number };
         await sleep(100); // an index write: ~60 msg/s at 6 at once
+        seen.add(event.n);
         indexed += 1;
       },
     },
@@ -116,9 +124,11 @@ run(async () => {
   );
 
   const log = (text: string) => console.log(`${stamp()} ${text}`);
-  stage1.on('downstream.lag-high', (e) =>
-    log(`stage 1 PAUSED: stage 2 is ${e.lag} behind (${e.reason})`),
-  );
+  let pauses = 0;
+  stage1.on('downstream.lag-high', (e) => {
+    pauses += 1;
+    log(`stage 1 PAUSED: stage 2 is ${e.lag} behind (${e.reason})`);
+  });
   stage1.on('downstream.lag-normal', (e) =>
     log(`stage 1 resumed: stage 2 is ${e.lag} behind (${e.reason})`),
   );
@@ -139,9 +149,9 @@ run(async () => {
   }, 1000);
 
   const done = (async () => {
-    while (indexed < EVENTS) await sleep(100);
+    while (seen.size < EVENTS) await sleep(100);
   })();
-  await Promise.race([done, interrupted()]);
+  const stopped = await Promise.race([done.then(() => undefined), interrupted()]);
   clearInterval(status);
   log(
     `${indexed} indexed; stage 2's lag peaked at ${peak}` +
@@ -155,4 +165,13 @@ run(async () => {
   await rawProducer.disconnect();
   await admin.deleteTopics({ topics: [raw, enriched] }).catch(() => undefined);
   await admin.disconnect();
+
+  // Every event reached stage 2, and (with backpressure) stage 1 held back.
+  // An interrupted run checks nothing.
+  if (stopped === undefined && (seen.size !== EVENTS || (backpressure && pauses === 0))) {
+    process.exitCode = 1;
+  }
+  if (ci) {
+    console.log(JSON.stringify({ events: EVENTS, indexed, distinct: seen.size, pauses, peak }));
+  }
 });

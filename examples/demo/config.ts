@@ -46,7 +46,7 @@ library's answer, a downstream outage, poison messages, then a summary.
   --step <names>          run only these steps, comma separated:
                           ${STEPS.join(', ')} (the summary always runs)
   --rate <msg/s>          baseline produce rate                 (default 8)
-  --burst-rate <msg/s>    produce rate during the burst         (default 60)
+  --burst-rate <msg/s>    produce rate during the burst         (default 60, --ci 80)
   --work-ms <ms>          simulated downstream time per message (default 500)
   --partitions <n>        partitions of the demo topic          (default 6)
   --concurrency <n>       handlers at once in key ordering      (default 64)

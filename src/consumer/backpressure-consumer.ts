@@ -52,7 +52,10 @@ export interface PartitionSnapshot extends TopicPartition {
 }
 
 export interface CloseOptions {
-  /** How long to wait for in-flight work before abandoning it (it is redelivered later). */
+  /**
+   * How long to wait for in-flight work before abandoning it (it is redelivered later).
+   * @default the consumer's `closeDrainTimeoutMs` option (30000)
+   */
   readonly drainTimeoutMs?: number;
 }
 

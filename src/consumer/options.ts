@@ -81,8 +81,10 @@ export interface RetryOptions {
   /** Fraction of each delay that is randomized (0..1). @default 0.5 */
   readonly jitter?: number;
   /**
-   * Decides whether an error is worth another attempt. By default everything
-   * is retried except a {@link NonRetriableError} or an error with `retriable === false`.
+   * Decides whether an error is worth another attempt. It is asked only about
+   * errors that are not already non-retriable: a {@link NonRetriableError} or
+   * an error with `retriable === false` is never retried, whatever it says.
+   * @default every other error is retriable
    */
   readonly isRetriable?: (error: Error) => boolean;
 }
@@ -175,7 +177,10 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
   readonly latency?: LatencyOptions;
   /** Handler attempts that take longer fail with `HandlerTimeoutError`. @default 30000 */
   readonly handlerTimeoutMs?: number;
-  /** Retries in place with backoff; see {@link RetryOptions} for each default. */
+  /**
+   * Retries in place with backoff.
+   * @default each field's own default (see {@link RetryOptions}): 3 attempts, 200 ms doubling up to 30 s
+   */
   readonly retry?: RetryOptions;
   /**
    * Dead-letter routing. Without it, a message that exhausts its attempts holds its partition and keeps retrying.

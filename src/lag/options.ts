@@ -28,8 +28,8 @@ export interface LagMonitorOptions {
   /** The consumer group to watch. It needs no member of ours: any group works. */
   readonly groupId: string;
   /**
-   * Topics to watch. Omitted: the topics the group has committed offsets
-   * for, found again every round.
+   * Topics to watch.
+   * @default the topics the group has committed offsets for, found again every round
    */
   readonly topics?: readonly string[];
   /**
@@ -74,9 +74,15 @@ export interface LagMonitorOptions {
   readonly timeLagHistorySize?: number;
   /** Marks for the status; at least one of the six marks is required. */
   readonly thresholds: LagThresholds;
-  /** A pino-shaped logger. */
+  /**
+   * A pino-shaped logger (`debug`, `info`, `warn`, `error`).
+   * @default silent: nothing goes to the console
+   */
   readonly logger?: Logger;
-  /** Monotonic clock for sample times and the window (tests). */
+  /**
+   * Monotonic clock (milliseconds) for sample times and the window; inject one in tests.
+   * @default performance.now()
+   */
   readonly clock?: Clock;
 }
 

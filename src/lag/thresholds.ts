@@ -6,24 +6,38 @@ import type { LagStatus } from './lag-status.js';
  * in messages per second of lag growth; each optional.
  */
 export interface LagThresholds {
-  /** Lag at or above this is `warning`. */
+  /**
+   * Lag at or above this is `warning`.
+   * @default none: lag never raises `warning`
+   */
   readonly warningLag?: number;
-  /** Lag at or above this is `critical`. */
+  /**
+   * Lag at or above this is `critical`.
+   * @default none: lag never raises `critical`
+   */
   readonly criticalLag?: number;
   /**
    * Time lag at or above this is `warning`. Applied to the lower bound of
    * the time lag (`timeLag.minSeconds`), so an uncertain estimate never
    * raises a status: only a time lag known to have reached the mark does.
+   * @default none: time lag never raises `warning`
    */
   readonly warningTimeLagSeconds?: number;
-  /** Time lag (lower bound) at or above this is `critical`. */
+  /**
+   * Time lag (lower bound) at or above this is `critical`.
+   * @default none: time lag never raises `critical`
+   */
   readonly criticalTimeLagSeconds?: number;
   /**
    * Lag growing at this many messages per second or faster (least-squares
    * slope of the lag over the window) is `warning`.
+   * @default none: the lag's growth never raises `warning`
    */
   readonly warningRatePerSec?: number;
-  /** Lag growing at this many messages per second or faster is `critical`. */
+  /**
+   * Lag growing at this many messages per second or faster is `critical`.
+   * @default none: the lag's growth never raises `critical`
+   */
   readonly criticalRatePerSec?: number;
   /**
    * Hysteresis: a status is left downwards only once every measure is below

@@ -65,6 +65,7 @@ export interface RegisterMetricsOptions {
    * default prom-client is loaded with `require` from where this library is
    * installed; pass it when a bundler hides it, or to be sure the metric
    * classes come from the same copy as your registry.
+   * @default prom-client, `require`d from where this library is installed
    */
   readonly client?: PromClient;
   /**

@@ -105,7 +105,10 @@ export interface RateLimitedProducerOptions extends ProducerLimits {
    * @default 0.5
    */
   readonly warningRateFactor?: number;
-  /** Polls a lag status; see {@link ProducerLagSignal}. `setLagStatus()` pushes one instead. */
+  /**
+   * Polls a lag status; see {@link ProducerLagSignal}. `setLagStatus()` pushes one instead.
+   * @default disabled: no polling; only `setLagStatus()` changes the status
+   */
   readonly lagSignal?: ProducerLagSignal;
   /**
    * Whether `close()` disconnects the KafkaJS producer it was given, once
@@ -135,21 +138,31 @@ export interface ProducerSendOptions {
    * handed to KafkaJS (blocked, or still in the buffer): it is removed and
    * rejects with `signal.reason`, and nothing of it is written. Once part of
    * it was handed over, the abort changes nothing.
+   * @default none
    */
   readonly signal?: AbortSignal;
 }
 
 export interface ProducerFlushOptions {
-  /** Rejects with `ProducerDrainTimeoutError` after this long; the records keep being delivered. */
+  /**
+   * Rejects with `ProducerDrainTimeoutError` after this long; the records keep being delivered.
+   * @default Infinity: waits until everything accepted is delivered
+   */
   readonly timeoutMs?: number;
-  /** Aborting it rejects the flush with `signal.reason`; the records keep being delivered. */
+  /**
+   * Aborting it rejects the flush with `signal.reason`; the records keep being delivered.
+   * @default none
+   */
   readonly signal?: AbortSignal;
 }
 
 export interface ProducerCloseOptions {
   /** @default the `closeTimeoutMs` option */
   readonly timeoutMs?: number;
-  /** Aborting it ends the wait as the timeout would: what is not delivered yet is rejected, then the close completes. */
+  /**
+   * Aborting it ends the wait as the timeout would: what is not delivered yet is rejected, then the close completes.
+   * @default none
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -22,20 +22,27 @@ export interface DownstreamLagOptions {
    * The downstream group's lag status. A `LagMonitor`'s `status` (a bound
    * function) fits as it is. A throw, a rejection or anything but `'ok'`,
    * `'warning'` or `'critical'` is reported as `consumer.error` (during
-   * `downstream-lag`) and the last state stays in force.
+   * `downstream-lag`) and the last state stays in force. Give `status`,
+   * `lag` or both.
+   * @default none: the status is not polled
    */
   readonly status?: () => LagStatus | Promise<LagStatus>;
   /**
    * The downstream group's lag in messages (its total). A `LagMonitor`'s
    * `lag` (bound) fits. `undefined` means not known yet: the state stays.
    * Required together with `pauseAboveLag`.
+   * @default none: the lag is not polled
    */
   readonly lag?: () => number | undefined | Promise<number | undefined>;
   /** With `status`: pause once the status reaches this level. @default 'critical' */
   readonly pauseAtStatus?: 'warning' | 'critical';
   /** With `status`: after a status pause, resume once the status is at or below this level. @default 'ok' */
   readonly resumeAtStatus?: 'ok' | 'warning';
-  /** With `lag`: pause while the lag is above this many messages. */
+  /**
+   * With `lag`: pause while the lag is above this many messages. Required
+   * together with `lag`.
+   * @default none (only with `lag`)
+   */
   readonly pauseAboveLag?: number;
   /**
    * With `lag`: after a lag pause, resume once the lag is below this (at
