@@ -277,7 +277,10 @@ async function runLibrary(): Promise<() => Promise<void>> {
   const tracing = spec.contender.tracing ? subscribeTracing(await loadLibrary()) : undefined;
   let queueFull = 0;
   lib.on('queue.full', () => (queueFull += 1));
+  let commits = 0;
+  lib.on('offsets.committed', () => (commits += 1));
   return async () => {
+    extra['commits'] = commits;
     extra['peakInFlight'] = lib.peakInFlight;
     extra['peakInFlightBytes'] = lib.peakInFlightBytes;
     extra['queueFullEvents'] = queueFull;

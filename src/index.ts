@@ -6,6 +6,7 @@ export type {
   FetchedBatch,
   RawMessage,
   CommitOffset,
+  CommittedOffset,
 } from './consumer/kafka/port.js';
 export type {
   ConsumerState,

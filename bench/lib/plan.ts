@@ -47,6 +47,7 @@ export interface LibraryOptions {
   maxInFlight?: number;
   maxInFlightBytes?: number;
   commitIntervalMs?: number;
+  commitEveryMessages?: number;
   latency?: { pauseAboveMs: number; resumeBelowMs?: number; windowMs?: number; probes?: number };
   adaptiveConcurrency?: { targetLatencyMs: number; minConcurrency?: number; intervalMs?: number };
   circuitBreaker?: { resetTimeoutMs?: number; rollingCountTimeoutMs?: number } | false;
@@ -301,6 +302,16 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
           kind: 'library',
           library: { ordering },
         })),
+        // The commit cadence before commits followed completions (every 5 s
+        // only), against today's default (500 completions or 1 s): what the
+        // prompter commits cost.
+        {
+          id: 'lib-key-commit-5s',
+          label: 'library, key, commits every 5 s only',
+          kind: 'library',
+          library: { ordering: 'key', commitIntervalMs: 5000, commitEveryMessages: 1e9 },
+          versus: 'lib-key',
+        },
         // Each mode again with metrics registered and scraped: its ratio is
         // taken against the same mode without metrics (and, in a column of
         // its own, against KafkaJS).

@@ -20,9 +20,10 @@ import { DownstreamLagWatch } from './flow/downstream-lag.js';
 import { LatencyTrigger } from './flow/latency-trigger.js';
 import { LatencyWindow } from './flow/latency-window.js';
 import { QueueFullTrigger } from './flow/queue-full.js';
-import { KafkaJsClient } from './kafka/kafkajs.js';
+import { KafkaJsClient, type ProgressAdmin } from './kafka/kafkajs.js';
 import type { ConsumerClient } from './kafka/port.js';
 import { Committer } from './offsets/committer.js';
+import { restoreProgress } from './offsets/restore.js';
 import {
   resolveOptions,
   type BackpressureConsumerOptions,
@@ -151,15 +152,15 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    */
   constructor(consumer: Consumer | ConsumerClient, options: BackpressureConsumerOptions<T>) {
     super();
-    this.#client = clientOf(consumer);
     const o = (this.#options = resolveOptions(options));
+    this.#client = clientOf(consumer, o.admin);
     const emit = this.#emit;
     this.#flow = new FlowController(this.#client, {
       paused: (change) => emit('flow.paused', change),
       resumed: (change) => emit('flow.resumed', change),
     });
     this.#budget = new InFlightBudget(o.maxInFlight, o.maxInFlightBytes, o.resumeThreshold);
-    this.#partitions = new Partitions(o.ordering);
+    this.#partitions = new Partitions(o.ordering, o.clock);
     this.#queue = new QueueFullTrigger(
       this.#budget,
       this.#partitions,
@@ -199,7 +200,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#concurrency = new ConcurrencyControl(o, this.#dispatcher, (event) =>
       emit('concurrency.changed', event),
     );
-    this.#committer = new Committer(this.#client, o.logger, {
+    this.#committer = new Committer(this.#client, o.logger, o, {
       partitions: () => this.#partitions.values(),
       live: () => this.#state !== 'idle' && this.#state !== 'closed',
       groupId: () => this.#groupId,
@@ -493,6 +494,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     }
     this.#attempts.stop();
     for (const timer of this.#timers) clearInterval(timer);
+    this.#committer.stop();
     this.#downstream?.stop();
     if (wasStarted) {
       await this.#starting;
@@ -558,6 +560,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #assigned(groupId: string, partitions: readonly TopicPartition[]): void {
     this.#groupId = groupId;
     const change = this.#partitions.assign(partitions);
+    // Partitions new to this member learn what their last owner finished.
+    const fresh = change.assigned
+      .map((tp) => this.#partitions.of(tp.topic, tp.partition))
+      .filter((s) => s.tracker.nextOffset === undefined && s.restoring === undefined);
+    restoreProgress(this.#client, groupId, fresh, this.#options.logger);
     this.#flow.assign(change.assigned);
     this.#admitter.assigned();
     this.#emit('group.rebalance', { phase: 'assigned', ...change });
@@ -568,7 +575,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     const state = delivery.state;
     if (done) {
       state.consumed.count += 1;
-      if (!state.revoked) state.tracker.complete(delivery.offset);
+      if (!state.revoked) {
+        state.tracker.complete(delivery.offset);
+        this.#committer.done(state);
+      }
     }
     // Abandoned (on close) stays pending in the tracker: no commit passes it.
     this.#budget.release(delivery.bytes);
@@ -700,10 +710,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 }
 
 /** The client port for what the caller passed: a KafkaJS consumer is wrapped, a port is used as it is. */
-function clientOf(consumer: unknown): ConsumerClient {
+function clientOf(consumer: unknown, admin: ProgressAdmin | undefined): ConsumerClient {
   const c = consumer as Partial<Consumer & ConsumerClient> | null;
   if (typeof c === 'object' && c !== null) {
-    if (typeof c.run === 'function') return new KafkaJsClient(c as Consumer);
+    if (typeof c.run === 'function') return new KafkaJsClient(c as Consumer, admin);
     if (
       typeof c.start === 'function' &&
       typeof c.commit === 'function' &&

@@ -60,7 +60,15 @@ export interface ConcurrencyChangedEvent {
 }
 
 export interface CommitEvent {
-  readonly offsets: readonly (TopicPartition & { readonly offset: string })[];
+  /**
+   * What the broker accepted: per partition the next offset to consume and,
+   * when offsets above it are already done (`key` and `unordered` ordering),
+   * the metadata that marks them, so that a crash or a new owner skips them.
+   */
+  readonly offsets: readonly (TopicPartition & {
+    readonly offset: string;
+    readonly metadata?: string | undefined;
+  })[];
 }
 
 export interface RebalanceEvent {

@@ -7,6 +7,7 @@ import {
   type ResolvedDownstreamLag,
 } from './flow/downstream-lag.js';
 import type { ShedOptions } from './failure/shedding.js';
+import type { ProgressAdmin } from './kafka/kafkajs.js';
 import {
   resolveAdaptiveConcurrency,
   resolveCircuitBreaker,
@@ -206,8 +207,30 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
   readonly deadLetter?: DeadLetterOptions;
   /** Circuit breaker around the handler. @default enabled with its defaults; `false` disables */
   readonly circuitBreaker?: CircuitBreakerOptions | false;
-  /** How often done offsets are committed. @default 5000 */
+  /**
+   * The longest time between commits while messages complete. Commits also
+   * come after `commitEveryMessages` completions, and soon after a
+   * partition's first completion since it was assigned.
+   * @default 1000
+   */
   readonly commitIntervalMs?: number;
+  /**
+   * Completions that ask for a commit before `commitIntervalMs` is up: the
+   * work a crash can make the next owner redo stays near this count.
+   * Commits asked for this way start at least 50 ms apart, one at a time.
+   * @default 500
+   */
+  readonly commitEveryMessages?: number;
+  /**
+   * A KafkaJS admin client (`kafka.admin()`), connected when needed and
+   * never disconnected here. With it, a partition's new owner (after a
+   * crash, a restart or a rebalance) reads the metadata committed beside
+   * the offset and skips the messages above it that were already done;
+   * without it, commits still carry that metadata, but the new owner
+   * starts from the plain committed offset and redoes them.
+   * @default none
+   */
+  readonly admin?: ProgressAdmin;
   /** On a rebalance noticed while holding the fetch loop, wait this long for in-flight work before rejoining. @default 10000 */
   readonly rebalanceDrainTimeoutMs?: number;
   /** Default for `close()`. @default 30000 */
@@ -304,6 +327,8 @@ export interface ResolvedOptions<T> {
       }
     | undefined;
   readonly commitIntervalMs: number;
+  readonly commitEveryMessages: number;
+  readonly admin: ProgressAdmin | undefined;
   readonly rebalanceDrainTimeoutMs: number;
   readonly closeDrainTimeoutMs: number;
   readonly partitionsConsumedConcurrently: number;
@@ -331,6 +356,8 @@ const TOP_KEYS = [
   'deadLetter',
   'circuitBreaker',
   'commitIntervalMs',
+  'commitEveryMessages',
+  'admin',
   'rebalanceDrainTimeoutMs',
   'closeDrainTimeoutMs',
   'partitionsConsumedConcurrently',
@@ -385,7 +412,20 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   const handlerTimeoutMs = duration('handlerTimeoutMs', raw['handlerTimeoutMs'], 30_000, {
     min: 1,
   });
-  const commitIntervalMs = duration('commitIntervalMs', raw['commitIntervalMs'], 5000, { min: 1 });
+  const commitIntervalMs = duration('commitIntervalMs', raw['commitIntervalMs'], 1000, { min: 1 });
+  const commitEveryMessages = integer('commitEveryMessages', raw['commitEveryMessages'], 500, {
+    min: 1,
+  });
+  const admin = raw['admin'];
+  if (
+    admin !== undefined &&
+    (typeof admin !== 'object' ||
+      admin === null ||
+      typeof (admin as Partial<ProgressAdmin>).connect !== 'function' ||
+      typeof (admin as Partial<ProgressAdmin>).fetchOffsets !== 'function')
+  ) {
+    throw new ConfigError('admin', 'a KafkaJS Admin (kafka.admin())', admin);
+  }
   const rebalanceDrainTimeoutMs = duration(
     'rebalanceDrainTimeoutMs',
     raw['rebalanceDrainTimeoutMs'],
@@ -415,6 +455,8 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
     deadLetter,
     circuitBreaker,
     commitIntervalMs,
+    commitEveryMessages,
+    admin: admin as ProgressAdmin | undefined,
     rebalanceDrainTimeoutMs,
     closeDrainTimeoutMs,
     // Batches of several partitions admitted side by side: with one, a

@@ -2,6 +2,7 @@ import type {
   ClientHooks,
   ClientRun,
   CommitOffset,
+  CommittedOffset,
   ConsumerClient,
   FetchedBatch,
   RawMessage,
@@ -33,6 +34,12 @@ export class FakeClient implements ConsumerClient {
   readonly commits: CommitOffset[][] = [];
   /** The last committed offset per partition (`topic|partition`). */
   readonly committed = new Map<string, number>();
+  /** The metadata committed with it (null when none). */
+  readonly committedMetadata = new Map<string, string | null>();
+  /** Whether the core may read committed metadata (the port's optional `fetchCommitted`). */
+  readable = true;
+  /** Calls of `fetchCommitted`, with the partitions asked for. */
+  readonly fetches: TopicPartition[][] = [];
   readonly paused = new Set<string>();
   /** Partitions assigned now. */
   assignment: TopicPartition[] = [];
@@ -56,6 +63,39 @@ export class FakeClient implements ConsumerClient {
 
   get partitionsConsumedConcurrently(): number {
     return this.#run?.partitionsConsumedConcurrently ?? 0;
+  }
+
+  /**
+   * A client for the member that takes over from `previous` (after a crash
+   * or a rebalance): it sees the group's commits, and its fetches start at
+   * the committed offsets.
+   */
+  static succeeding(previous: FakeClient): FakeClient {
+    const next = new FakeClient();
+    for (const [key, offset] of previous.committed) {
+      next.committed.set(key, offset);
+      next.#next.set(key, offset);
+    }
+    for (const [key, metadata] of previous.committedMetadata) {
+      next.committedMetadata.set(key, metadata);
+    }
+    return next;
+  }
+
+  fetchCommitted(
+    _groupId: string,
+    partitions: readonly TopicPartition[],
+  ): Promise<readonly CommittedOffset[] | undefined> {
+    this.fetches.push([...partitions]);
+    if (!this.readable) return Promise.resolve(undefined);
+    return Promise.resolve(
+      partitions.map((p) => ({
+        topic: p.topic,
+        partition: p.partition,
+        offset: String(this.committed.get(tp(p.topic, p.partition)) ?? -1),
+        metadata: this.committedMetadata.get(tp(p.topic, p.partition)) ?? null,
+      })),
+    );
   }
 
   assign(groupId: string, partitions: readonly TopicPartition[]): void {
@@ -118,7 +158,10 @@ export class FakeClient implements ConsumerClient {
   commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]> {
     this.commits.push([...offsets]);
     if (!this.confirmCommits) return Promise.resolve([]);
-    for (const o of offsets) this.committed.set(tp(o.topic, o.partition), Number(o.offset));
+    for (const o of offsets) {
+      this.committed.set(tp(o.topic, o.partition), Number(o.offset));
+      this.committedMetadata.set(tp(o.topic, o.partition), o.metadata ?? null);
+    }
     return Promise.resolve(offsets);
   }
 

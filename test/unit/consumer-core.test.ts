@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackpressureConsumer } from '../../src/consumer/backpressure-consumer.js';
 import type { BackpressureConsumerOptions, InboundMessage } from '../../src/consumer/options.js';
 import type { ProducerRecord } from 'kafkajs';
+import { ACTIVE_WINDOW_MS } from '../../src/consumer/admission/partitions.js';
 import { FakeClient } from '../helpers/fake-client.js';
 
 /**
@@ -102,15 +103,16 @@ describe('consumer core with a fake client: offsets', () => {
 
   it('keeps a position unconfirmed when the client skips the commit, and sends it again', async () => {
     const { client, consumer } = await started({ handler: () => undefined });
+    client.confirmCommits = false;
     await client.deliver('t', 0, 3);
     await tick();
-    client.confirmCommits = false;
     await consumer.commit();
     expect(consumer.partitions()[0]!.committedOffset).toBeUndefined();
     client.confirmCommits = true;
     await consumer.commit();
     expect(consumer.partitions()[0]!.committedOffset).toBe(3);
-    expect(client.commits.length).toBe(2);
+    // The prompt commit after the first completion, then the two above.
+    expect(client.commits.length).toBe(3);
     await consumer.close();
   });
 });
@@ -143,8 +145,15 @@ describe.each(['partition', 'key', 'unordered'] as const)(
       expect(fastDone).toBe(40);
       expect(slowWhileFast).toBeGreaterThan(0);
       expect(slowWhileFast).toBeLessThanOrEqual(ordering === 'partition' ? 1 : 2);
-      // With nobody else having work, partition 0 may use more than its
-      // share, but one slot stays free for the other assigned partition.
+      // Partition 1 ran dry just now: it still counts toward the share, so
+      // partition 0 stays at its share.
+      expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 2);
+      // Once partition 1 has had nothing for the activity window, partition
+      // 0 may use more than its share as its handlers end, but one slot
+      // stays free for the other assigned partition.
+      await tick(ACTIVE_WINDOW_MS);
+      gates.release([...gates.open.keys()][0]!);
+      await tick();
       expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 3);
       while (gates.open.size > 0) {
         gates.releaseAll();
@@ -153,6 +162,28 @@ describe.each(['partition', 'key', 'unordered'] as const)(
       await consumer.commit();
       expect(client.committed.get('t|0')).toBe(40);
       expect(client.committed.get('t|1')).toBe(40);
+      await consumer.close();
+    });
+
+    it('a slow partition whose batch comes first after the assignment takes only its share, leaving the rest for partitions about to get work', async () => {
+      const gates = new Gates();
+      const { client, consumer } = await started(
+        { ordering, concurrency: 6, handler: gates.handler },
+        3,
+      );
+      await client.deliver('t', 0, keyed(40));
+      await tick();
+      expect(gates.running(0)).toBe(ordering === 'partition' ? 1 : 2);
+      // The others' batches find their slots free.
+      await client.deliver('t', 1, keyed(10));
+      await client.deliver('t', 2, keyed(10));
+      await tick();
+      expect(gates.running(1)).toBe(ordering === 'partition' ? 1 : 2);
+      expect(gates.running(2)).toBe(ordering === 'partition' ? 1 : 2);
+      while (gates.open.size > 0) {
+        gates.releaseAll();
+        await tick();
+      }
       await consumer.close();
     });
 
@@ -563,6 +594,156 @@ describe('consumer core with a fake client: latency control', () => {
     expect(client.paused.size).toBe(0);
     await tick(1000);
     expect(consumer.inFlight).toBe(0);
+    await consumer.close();
+  });
+});
+
+describe('consumer core with a fake client: commit cadence and progress metadata', () => {
+  it('commits soon after the first completion following an assignment, without waiting for the interval', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({ handler: gates.handler });
+    await client.deliver('t', 0, 3);
+    await tick();
+    expect(client.commits).toHaveLength(0);
+    gates.release('0:0');
+    await tick();
+    expect(client.commits).toHaveLength(1);
+    expect(client.committed.get('t|0')).toBe(1);
+    // Later completions wait for the count or the interval (60 s here).
+    gates.release('0:1');
+    await tick(1000);
+    expect(client.commits).toHaveLength(1);
+    gates.releaseAll();
+    await consumer.close();
+  });
+
+  it('commits after commitEveryMessages completions, no sooner than 50 ms after the last commit', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 50,
+      commitEveryMessages: 10,
+      handler: gates.handler,
+    });
+    await client.deliver('t', 0, 40);
+    await tick();
+    gates.release('0:0');
+    await tick();
+    expect(client.commits).toHaveLength(1);
+    for (let o = 1; o < 10; o += 1) gates.release(`0:${o}`);
+    await tick(100);
+    expect(client.commits).toHaveLength(1);
+    gates.release('0:10');
+    await tick();
+    expect(client.commits).toHaveLength(2);
+    expect(client.committed.get('t|0')).toBe(11);
+    // Ten more right away: asked for at once, sent 50 ms after the last commit started.
+    for (let o = 11; o < 21; o += 1) gates.release(`0:${o}`);
+    await tick(49);
+    expect(client.commits).toHaveLength(2);
+    await tick(1);
+    expect(client.commits).toHaveLength(3);
+    expect(client.committed.get('t|0')).toBe(21);
+    gates.releaseAll();
+    await consumer.close();
+  });
+
+  it('marks offsets done above the position in the commit, and the next owner skips exactly those', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 10,
+      handler: gates.handler,
+    });
+    await client.deliver('t', 0, 10);
+    await tick();
+    for (const o of [2, 5, 6, 7, 9]) gates.release(`0:${o}`);
+    await tick();
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(0);
+    expect(client.committedMetadata.get('t|0')).toBe('kbp1/0/2.1.2.3.1.1');
+    // The member dies with 0, 1, 3, 4 and 8 unfinished.
+    await consumer.close({ drainTimeoutMs: 0 });
+
+    const next = FakeClient.succeeding(client);
+    const calls: string[] = [];
+    const successor = new BackpressureConsumer(next, {
+      topics: ['t'],
+      clock,
+      circuitBreaker: false,
+      commitIntervalMs: 60_000,
+      ordering: 'unordered',
+      handler: (m) => void calls.push(`${m.partition}:${m.offset}`),
+    });
+    await successor.start();
+    next.assign('g', [{ topic: 't', partition: 0 }]);
+    expect(next.fetches).toEqual([[{ topic: 't', partition: 0 }]]);
+    await next.deliver('t', 0, 10);
+    await tick();
+    expect(calls).toEqual(['0:0', '0:1', '0:3', '0:4', '0:8']);
+    await successor.commit();
+    expect(next.committed.get('t|0')).toBe(10);
+    expect(next.committedMetadata.get('t|0')).toBeNull();
+    await successor.close();
+  });
+
+  it.each([
+    ['another client', 'job-42', /another client/],
+    ['another format version', 'kbp9/0/1.1', /unknown format/],
+    ['another position (the offset was reset)', 'kbp1/7/1.1', /committed offset is 0/],
+    ['damage', 'kbp1/0/1.zz!', /malformed/],
+  ])(
+    'ignores metadata of %s with a warning, and runs every message',
+    async (_, metadata, reason) => {
+      const previous = new FakeClient();
+      previous.committed.set('t|0', 0);
+      previous.committedMetadata.set('t|0', metadata);
+      const client = FakeClient.succeeding(previous);
+      const warnings: { reason?: unknown }[] = [];
+      const logger = {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: (obj: object) => void warnings.push(obj),
+        error: () => undefined,
+      };
+      const calls: string[] = [];
+      const consumer = new BackpressureConsumer(client, {
+        topics: ['t'],
+        clock,
+        logger,
+        circuitBreaker: false,
+        ordering: 'unordered',
+        handler: (m) => void calls.push(m.offset),
+      });
+      await consumer.start();
+      client.assign('g', [{ topic: 't', partition: 0 }]);
+      await client.deliver('t', 0, 3);
+      await tick();
+      expect(calls).toEqual(['0', '1', '2']);
+      expect(warnings).toHaveLength(1);
+      expect(String(warnings[0]!.reason)).toMatch(reason);
+      await consumer.close();
+    },
+  );
+
+  it('runs everything from the committed offset when the client cannot read metadata', async () => {
+    const previous = new FakeClient();
+    previous.committed.set('t|0', 0);
+    previous.committedMetadata.set('t|0', 'kbp1/0/1.1');
+    const client = FakeClient.succeeding(previous);
+    client.readable = false;
+    const calls: string[] = [];
+    const consumer = new BackpressureConsumer(client, {
+      topics: ['t'],
+      clock,
+      circuitBreaker: false,
+      handler: (m) => void calls.push(m.offset),
+    });
+    await consumer.start();
+    client.assign('g', [{ topic: 't', partition: 0 }]);
+    await client.deliver('t', 0, 3);
+    await tick();
+    expect(calls).toEqual(['0', '1', '2']);
     await consumer.close();
   });
 });

@@ -156,7 +156,7 @@ describe('docs tables match the code', () => {
     expect(plainValue('min(8, concurrency)')).toBeUndefined();
     expect(plainValue('disabled')).toBeUndefined();
     const options = exportedType('BackpressureConsumerOptions');
-    expect(defaultOf(options, 'commitIntervalMs')).toBe('5000');
+    expect(defaultOf(options, 'commitIntervalMs')).toBe('1000');
     expect(defaultOf(options, 'retry.maxAttempts')).toBe('3');
   });
 });

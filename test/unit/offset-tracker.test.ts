@@ -1,6 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decodeProgress, DoneCursor } from '../../src/consumer/offsets/progress-metadata.js';
 import { OffsetTracker } from '../../src/consumer/offsets/tracker.js';
+
+/** The position a changed-only commit would carry now, if any. */
+function uncommitted(tracker: OffsetTracker): number | undefined {
+  return tracker.progress(true)?.position;
+}
+
+/** Marks what the tracker would commit now as confirmed. */
+function commitNow(tracker: OffsetTracker): void {
+  const progress = tracker.progress(false);
+  if (progress !== undefined) tracker.markCommitted(progress);
+}
 
 function trackerWith(offsets: readonly number[]): OffsetTracker {
   const tracker = new OffsetTracker();
@@ -13,7 +25,7 @@ describe('OffsetTracker', () => {
     it('has no commit position, next offset or committed offset', () => {
       const tracker = new OffsetTracker();
       expect(tracker.commitPosition()).toBeUndefined();
-      expect(tracker.uncommitted()).toBeUndefined();
+      expect(uncommitted(tracker)).toBeUndefined();
       expect(tracker.nextOffset).toBeUndefined();
       expect(tracker.committedOffset).toBeUndefined();
       expect(tracker.pendingCount).toBe(0);
@@ -134,7 +146,7 @@ describe('OffsetTracker', () => {
       tracker.advanceTo(42);
       expect(tracker.nextOffset).toBe(42);
       expect(tracker.commitPosition()).toBe(42);
-      expect(tracker.uncommitted()).toBe(42);
+      expect(uncommitted(tracker)).toBe(42);
       expect(tracker.seen(41)).toBe(true);
       expect(tracker.seen(42)).toBe(false);
       tracker.admit(42);
@@ -172,7 +184,8 @@ describe('OffsetTracker', () => {
       const tracker = trackerWith([0, 1]);
       tracker.complete(0);
       tracker.complete(1);
-      tracker.markCommitted(2);
+      commitNow(tracker);
+      expect(tracker.committedOffset).toBe(2);
       expect(tracker.seen(0)).toBe(true);
       expect(tracker.seen(1)).toBe(true);
       expect(tracker.seen(2)).toBe(false);
@@ -196,34 +209,56 @@ describe('OffsetTracker', () => {
     });
   });
 
-  describe('uncommitted() and markCommitted()', () => {
-    it('reports a position only when it differs from the last commit', () => {
-      const tracker = trackerWith([0, 1, 2]);
-      expect(tracker.uncommitted()).toBe(0);
-      tracker.markCommitted(0);
+  describe('progress() and markCommitted()', () => {
+    it('reports progress only when the position or the done offsets above it changed since the last commit', () => {
+      const tracker = trackerWith([0, 1, 2, 3]);
+      expect(uncommitted(tracker)).toBe(0);
+      commitNow(tracker);
       expect(tracker.committedOffset).toBe(0);
-      expect(tracker.uncommitted()).toBeUndefined();
+      expect(uncommitted(tracker)).toBeUndefined();
       tracker.complete(0);
-      expect(tracker.uncommitted()).toBe(1);
+      expect(uncommitted(tracker)).toBe(1);
+      commitNow(tracker);
+      expect(uncommitted(tracker)).toBeUndefined();
+      // Done above the position: the position stays, the metadata changed.
       tracker.complete(2);
-      expect(tracker.uncommitted()).toBe(1);
-      tracker.markCommitted(1);
-      expect(tracker.uncommitted()).toBeUndefined();
+      expect(uncommitted(tracker)).toBe(1);
+      expect(tracker.progress(true)?.metadata).toBe('kbp1/1/1.1');
+      commitNow(tracker);
+      expect(uncommitted(tracker)).toBeUndefined();
       tracker.complete(1);
-      expect(tracker.uncommitted()).toBe(3);
-      tracker.markCommitted(3);
-      expect(tracker.uncommitted()).toBeUndefined();
+      expect(uncommitted(tracker)).toBe(3);
+      expect(tracker.progress(true)?.metadata).toBeUndefined();
+      commitNow(tracker);
+      expect(uncommitted(tracker)).toBeUndefined();
     });
 
     it('keeps the highest committed offset (a late ack of an older commit does not roll it back)', () => {
       const tracker = trackerWith([0, 1, 2]);
+      const early = tracker.progress(false)!;
       tracker.complete(0);
       tracker.complete(1);
       tracker.complete(2);
-      tracker.markCommitted(3);
-      tracker.markCommitted(1);
+      commitNow(tracker);
+      tracker.markCommitted(early);
       expect(tracker.committedOffset).toBe(3);
-      expect(tracker.uncommitted()).toBeUndefined();
+      expect(uncommitted(tracker)).toBeUndefined();
+    });
+
+    it('skips offsets a restored commit marked done, in ascending lookups', () => {
+      const tracker = new OffsetTracker();
+      tracker.restore([
+        [12, 14],
+        [20, 21],
+      ]);
+      const skipped = [10, 11, 12, 13, 14, 19, 20, 21, 30].filter((o) => tracker.markedDone(o));
+      expect(skipped).toEqual([12, 13, 20]);
+    });
+
+    it('ignores a restore once offsets were admitted', () => {
+      const tracker = trackerWith([5]);
+      tracker.restore([[6, 8]]);
+      expect(tracker.markedDone(6)).toBe(false);
     });
   });
 
@@ -321,9 +356,15 @@ describe('OffsetTracker', () => {
           let next: number | undefined;
           let committed: number | undefined;
           let lastPosition: number | undefined;
+          let committedDone = '';
 
           const modelPosition = (): number | undefined =>
             admitted.find((o) => !done.has(o)) ?? next;
+          /** The done offsets above the position, as a comparable key. */
+          const doneAbove = (): string => {
+            const position = modelPosition();
+            return admitted.filter((o) => done.has(o) && o > (position ?? 0)).join(',');
+          };
 
           for (const cmd of commands) {
             let admittedNew = false;
@@ -359,10 +400,12 @@ describe('OffsetTracker', () => {
                 break;
               }
               case 'commit': {
-                const position = tracker.commitPosition();
-                if (position === undefined) break;
-                tracker.markCommitted(position);
-                if (committed === undefined || position > committed) committed = position;
+                const progress = tracker.progress(false);
+                if (progress === undefined) break;
+                tracker.markCommitted(progress);
+                if (committed === undefined || progress.position > committed)
+                  committed = progress.position;
+                committedDone = doneAbove();
                 break;
               }
               case 'admitBelow': {
@@ -379,9 +422,19 @@ describe('OffsetTracker', () => {
             expect(tracker.pendingCount).toBe(admitted.filter((o) => !done.has(o)).length);
             expect(tracker.nextOffset).toBe(next);
             expect(tracker.committedOffset).toBe(committed);
-            expect(tracker.uncommitted()).toBe(
-              position === undefined || position === committed ? undefined : position,
+            expect(uncommitted(tracker)).toBe(
+              position === undefined || (position === committed && doneAbove() === committedDone)
+                ? undefined
+                : position,
             );
+            // The metadata marks exactly the admitted offsets done above the position.
+            if (position !== undefined) {
+              const metadata = tracker.progress(false)?.metadata;
+              const decoded = decodeProgress(metadata, position);
+              const cursor = new DoneCursor(decoded.kind === 'ranges' ? decoded.done : []);
+              const marked = admitted.filter((o) => o >= position && cursor.has(o));
+              expect(marked.join(',')).toBe(doneAbove());
+            }
             if (next !== undefined) {
               expect(tracker.seen(next - 1)).toBe(true);
               expect(tracker.seen(next)).toBe(false);

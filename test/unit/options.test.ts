@@ -153,7 +153,9 @@ describe('resolveOptions', () => {
         rollingCountTimeoutMs: 10_000,
         rollingCountBuckets: 10,
       });
-      expect(o.commitIntervalMs).toBe(5000);
+      expect(o.commitIntervalMs).toBe(1000);
+      expect(o.commitEveryMessages).toBe(500);
+      expect(o.admin).toBeUndefined();
       expect(o.rebalanceDrainTimeoutMs).toBe(10_000);
       expect(o.closeDrainTimeoutMs).toBe(30_000);
       // min(8, concurrency): the default concurrency is 16.
@@ -861,6 +863,20 @@ describe('resolveOptions', () => {
         option: 'commitIntervalMs',
         received: 0,
         shows: '0 (number)',
+      },
+      {
+        name: 'commitEveryMessages 0',
+        patch: { commitEveryMessages: 0 },
+        option: 'commitEveryMessages',
+        received: 0,
+        shows: '0 (number)',
+      },
+      {
+        name: 'admin that is not a KafkaJS admin',
+        patch: { admin: 'localhost:9092' as never },
+        option: 'admin',
+        received: 'localhost:9092',
+        shows: 'localhost:9092',
       },
       {
         name: 'closeDrainTimeoutMs -1',

@@ -35,6 +35,7 @@ import {
   type CircuitEvent,
   type CommitEvent,
   type CommitOffset,
+  type CommittedOffset,
   type ConcurrencyChangedEvent,
   type ConsumerLagEvent,
   type ConsumerStateEvent,
@@ -344,7 +345,10 @@ describe('public API types', () => {
     >();
     expectTypeOf<ConsumerClient['disconnect']>().toEqualTypeOf<() => Promise<void>>();
     expectTypeOf<keyof ConsumerClient>().toEqualTypeOf<
-      'start' | 'pause' | 'resume' | 'commit' | 'disconnect'
+      'start' | 'pause' | 'resume' | 'commit' | 'disconnect' | 'fetchCommitted'
+    >();
+    expectTypeOf<NonNullable<ConsumerClient['fetchCommitted']>>().returns.toEqualTypeOf<
+      Promise<readonly CommittedOffset[] | undefined>
     >();
     expectTypeOf<keyof ClientHooks>().toEqualTypeOf<
       'batch' | 'assigned' | 'rebalancing' | 'crashed' | 'failed'
@@ -358,6 +362,7 @@ describe('public API types', () => {
       readonly topic: string;
       readonly partition: number;
       readonly offset: string;
+      readonly metadata?: string | undefined;
     }>();
     // A class of its own can implement the port.
     class Client implements ConsumerClient {

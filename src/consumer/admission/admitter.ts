@@ -81,6 +81,8 @@ export class Admitter {
   /** The client's batch handler. */
   async batch(batch: FetchedBatch): Promise<void> {
     const state = this.#partitions.of(batch.topic, batch.partition);
+    // Newly assigned: which of its offsets the last owner finished is being read.
+    if (state.restoring !== undefined) await state.restoring;
     state.highWatermark = batch.highWatermark;
     state.fetchedFrom ??= Number(batch.messages[0]?.offset ?? batch.highWatermark);
     const mode = this.#settings.ordering;
@@ -103,6 +105,13 @@ export class Admitter {
       const offset = Number(message.offset);
       if (state.tracker.seen(offset)) {
         // Fetched again after a rejoin while we still hold it: already running or done.
+        unresolved = message.offset;
+        continue;
+      }
+      if (state.tracker.markedDone(offset)) {
+        // Done by the last owner above its committed offset: counted done, not run again.
+        state.tracker.admit(offset, message.timestamp);
+        state.tracker.complete(offset);
         unresolved = message.offset;
         continue;
       }

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../../shared/clock.js';
 import { OffsetTracker } from '../offsets/tracker.js';
 import { tpKey, type TopicPartition } from '../../shared/topic-partition.js';
 import type { Delivery } from '../dispatch/delivery.js';
@@ -36,6 +37,13 @@ export class PartitionState implements TopicPartition {
   holding = 0;
   /** In the dispatcher's ring of partitions with runnable messages. */
   inRing = false;
+  /**
+   * When its work last ran dry (or it was assigned), while that is less
+   * than {@link ACTIVE_WINDOW_MS} ago and nothing was admitted since; else undefined.
+   */
+  idleSince: number | undefined = undefined;
+  /** Set while the last owner's committed metadata is read: its first batch waits for it. */
+  restoring: Promise<void> | undefined = undefined;
 
   constructor(topic: string, partition: number, mode: OrderingMode, consumed: { count: number }) {
     this.topic = topic;
@@ -53,28 +61,79 @@ export interface Reassignment {
   readonly dropped: number;
 }
 
+/**
+ * How long a partition still counts toward the concurrency share after its
+ * work ran dry, or after it was assigned. Between two fetches a partition
+ * has nothing in flight for a moment; without this window a slow partition
+ * whose batch lands in such a moment takes most of the slots, and keeps
+ * them for as long as its handlers run.
+ */
+export const ACTIVE_WINDOW_MS = 1000;
+
 /** The assigned partitions, with the counts that fair shares are computed from. */
 export class Partitions {
   readonly #mode: OrderingMode;
+  readonly #clock: Clock;
   readonly #byKey = new Map<string, PartitionState>();
   readonly #consumed = new Map<string, { count: number }>();
-  /** Assigned partitions with messages in flight: the ones sharing concurrency right now. */
+  /** Assigned partitions with messages in flight. */
   #busy = 0;
+  /** Partitions idle for less than ACTIVE_WINDOW_MS, with the time each went idle, oldest first. */
+  readonly #cooling: [PartitionState, number][] = [];
+  /** How many partitions have `idleSince` set. */
+  #coolingCount = 0;
   /** Partitions with `holding` above zero. */
   #holding = 0;
   /** Partitions paused for holding their share of a contended budget. */
   #fullShares = 0;
 
-  constructor(mode: OrderingMode) {
+  constructor(mode: OrderingMode, clock: Clock = systemClock) {
     this.#mode = mode;
+    this.#clock = clock;
   }
 
   get size(): number {
     return this.#byKey.size;
   }
 
+  /**
+   * Partitions sharing the concurrency now: those with messages in flight,
+   * and those whose work ran dry (or that were assigned) less than
+   * {@link ACTIVE_WINDOW_MS} ago.
+   */
   get busy(): number {
-    return this.#busy;
+    if (this.#coolingCount > 0) this.#expire();
+    return this.#busy + this.#coolingCount;
+  }
+
+  #expire(): void {
+    const cooling = this.#cooling;
+    const now = this.#clock.now();
+    let ended = 0;
+    while (ended < cooling.length) {
+      const [state, since] = cooling[ended]!;
+      if (state.idleSince === since) {
+        if (now - since < ACTIVE_WINDOW_MS) break;
+        state.idleSince = undefined;
+        this.#coolingCount -= 1;
+      }
+      ended += 1;
+    }
+    if (ended > 0) cooling.splice(0, ended);
+  }
+
+  #cool(state: PartitionState): void {
+    const now = this.#clock.now();
+    if (state.idleSince === undefined) this.#coolingCount += 1;
+    state.idleSince = now;
+    this.#cooling.push([state, now]);
+  }
+
+  #warm(state: PartitionState): void {
+    if (state.idleSince === undefined) return;
+    // Its entry in #cooling no longer matches and is passed over.
+    state.idleSince = undefined;
+    this.#coolingCount -= 1;
   }
 
   get holding(): number {
@@ -120,7 +179,10 @@ export class Partitions {
 
   /** Counts an admitted message. */
   admitted(state: PartitionState, bytes: number): void {
-    if (state.inFlight === 0 && !state.revoked) this.#busy += 1;
+    if (state.inFlight === 0 && !state.revoked) {
+      this.#busy += 1;
+      this.#warm(state);
+    }
     state.inFlight += 1;
     state.bytes += bytes;
   }
@@ -129,7 +191,10 @@ export class Partitions {
   settled(state: PartitionState, bytes: number): void {
     state.inFlight -= 1;
     state.bytes -= bytes;
-    if (state.inFlight === 0 && !state.revoked) this.#busy -= 1;
+    if (state.inFlight === 0 && !state.revoked) {
+      this.#busy -= 1;
+      this.#cool(state);
+    }
   }
 
   /** Counts a message holding its partition at a failure; true when the partition's first one arrived or its last left. */
@@ -153,6 +218,7 @@ export class Partitions {
     for (const [key, state] of this.#byKey) {
       if (keys.has(key)) continue;
       if (state.inFlight > 0) this.#busy -= 1;
+      this.#warm(state);
       if (state.holding > 0) this.#holding -= 1;
       if (state.shareFull) this.#fullShares -= 1;
       state.revoked = true;
@@ -160,7 +226,11 @@ export class Partitions {
       this.#byKey.delete(key);
       revoked.push({ topic: state.topic, partition: state.partition });
     }
-    for (const tp of partitions) this.of(tp.topic, tp.partition);
+    for (const tp of partitions) {
+      const state = this.of(tp.topic, tp.partition);
+      // New to this member: it will have work soon, and counts from now.
+      if (state.inFlight === 0 && state.tracker.nextOffset === undefined) this.#cool(state);
+    }
     return { assigned: partitions, revoked, dropped };
   }
 

@@ -1,7 +1,17 @@
-import type { Consumer, EachBatchPayload } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
 import { toError } from '../../errors.js';
 import { byTopic, tpKey, type TopicPartition } from '../../shared/topic-partition.js';
-import type { ClientHooks, ClientRun, CommitOffset, ConsumerClient, FetchedBatch } from './port.js';
+import type {
+  ClientHooks,
+  ClientRun,
+  CommitOffset,
+  CommittedOffset,
+  ConsumerClient,
+  FetchedBatch,
+} from './port.js';
+
+/** The admin calls the consumer makes to read its group's committed metadata. */
+export type ProgressAdmin = Pick<Admin, 'connect' | 'fetchOffsets'>;
 
 /**
  * The KafkaJS implementation of the client port. What is KafkaJS-specific
@@ -10,13 +20,21 @@ import type { ClientHooks, ClientRun, CommitOffset, ConsumerClient, FetchedBatch
  */
 export class KafkaJsClient implements ConsumerClient {
   readonly #consumer: Consumer;
+  readonly #admin: ProgressAdmin | undefined;
+  #adminConnected = false;
   /** Offsets the broker accepted, as KafkaJS reports them, by partition key. */
   readonly #confirmed = new Map<string, string>();
   readonly #unsubscribe: (() => void)[] = [];
   #hooks: ClientHooks | undefined;
 
-  constructor(consumer: Consumer) {
+  /**
+   * @param admin reads the metadata committed beside each offset, which a
+   *   KafkaJS consumer does not expose; without one, commits still carry it
+   *   but a new owner starts from the plain offset.
+   */
+  constructor(consumer: Consumer, admin?: ProgressAdmin) {
     this.#consumer = consumer;
+    this.#admin = admin;
   }
 
   async start(run: ClientRun): Promise<void> {
@@ -113,8 +131,41 @@ export class KafkaJsClient implements ConsumerClient {
 
   async commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]> {
     for (const { topic, partition } of offsets) this.#confirmed.delete(tpKey(topic, partition));
-    await this.#consumer.commitOffsets(offsets.map((o) => ({ ...o })));
+    await this.#consumer.commitOffsets(
+      offsets.map((o) => ({
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.offset,
+        // Null overwrites the metadata of an earlier commit, as it must.
+        metadata: o.metadata ?? null,
+      })),
+    );
     return offsets.filter((o) => this.#confirmed.get(tpKey(o.topic, o.partition)) === o.offset);
+  }
+
+  async fetchCommitted(
+    groupId: string,
+    partitions: readonly TopicPartition[],
+  ): Promise<readonly CommittedOffset[] | undefined> {
+    const admin = this.#admin;
+    if (admin === undefined) return undefined;
+    if (!this.#adminConnected) {
+      // The caller's admin, connected or not; connecting twice is harmless. Never disconnected here.
+      await admin.connect();
+      this.#adminConnected = true;
+    }
+    const wanted = new Set(partitions.map((tp) => tpKey(tp.topic, tp.partition)));
+    const topics = [...new Set(partitions.map((tp) => tp.topic))];
+    const answer = await admin.fetchOffsets({ groupId, topics });
+    const committed: CommittedOffset[] = [];
+    for (const { topic, partitions: entries } of answer) {
+      for (const { partition, offset, metadata } of entries) {
+        if (wanted.has(tpKey(topic, partition))) {
+          committed.push({ topic, partition, offset, metadata: metadata ?? null });
+        }
+      }
+    }
+    return committed;
   }
 
   async disconnect(): Promise<void> {

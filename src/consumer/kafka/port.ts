@@ -35,6 +35,15 @@ export interface FetchedBatch {
 export interface CommitOffset extends TopicPartition {
   /** The next offset to consume, as Kafka commits it. */
   readonly offset: string;
+  /** The offsets above it already done (see `offsets/progress-metadata.ts`); none when undefined. */
+  readonly metadata?: string | undefined;
+}
+
+/** An offset the group committed, with the metadata stored beside it. */
+export interface CommittedOffset extends TopicPartition {
+  /** The committed offset; negative when the group has none for the partition. */
+  readonly offset: string;
+  readonly metadata: string | null;
 }
 
 /** What the client reports about the group and itself while it runs. */
@@ -71,5 +80,14 @@ export interface ConsumerClient {
    * client that skips a commit (not running) leaves it out; a refused commit rejects.
    */
   commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]>;
+  /**
+   * Reads what the group committed for these partitions, metadata included.
+   * Optional: without it (or when it resolves undefined) a partition starts
+   * from its plain committed offset.
+   */
+  fetchCommitted?(
+    groupId: string,
+    partitions: readonly TopicPartition[],
+  ): Promise<readonly CommittedOffset[] | undefined>;
   disconnect(): Promise<void>;
 }

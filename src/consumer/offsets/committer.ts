@@ -1,12 +1,28 @@
 import { BackpressureError, toError } from '../../errors.js';
+import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/logger.js';
 import { commitChannel } from '../../shared/tracing.js';
 import type { PartitionState } from '../admission/partitions.js';
 import type { CommitEvent } from '../events.js';
 import type { CommitOffset, ConsumerClient } from '../kafka/port.js';
+import type { Progress } from './tracker.js';
 
 /** Every how many periodic commits the unchanged positions are committed again too. */
 const REASSERT_EVERY = 6;
+/**
+ * Commits that completions ask for start at least this far apart: with one
+ * commit in flight at a time, a member sends at most 20 OffsetCommit
+ * requests a second on top of the periodic one, however fast it consumes.
+ */
+export const MIN_COMMIT_GAP_MS = 50;
+
+export interface CommitCadence {
+  /** The periodic commit's interval. */
+  readonly commitIntervalMs: number;
+  /** Completions since the last commit that ask for the next one. */
+  readonly commitEveryMessages: number;
+  readonly clock: Clock;
+}
 
 export type CommitScope = 'changed' | 'all';
 
@@ -40,13 +56,57 @@ export class Committer {
   readonly #client: ConsumerClient;
   readonly #logger: Logger;
   readonly #hooks: CommitterHooks;
+  readonly #cadence: CommitCadence;
   #chain: Promise<void> = Promise.resolve();
   #ticks = 0;
+  /** Completions since the last commit started. */
+  #doneSince = 0;
+  /** When the last commit started (cadence clock). */
+  #lastStart = Number.NEGATIVE_INFINITY;
+  /** The commit that completions asked for, waiting for its gap. */
+  #soon: NodeJS.Timeout | undefined;
+  #stopped = false;
 
-  constructor(client: ConsumerClient, logger: Logger, hooks: CommitterHooks) {
+  constructor(
+    client: ConsumerClient,
+    logger: Logger,
+    cadence: CommitCadence,
+    hooks: CommitterHooks,
+  ) {
     this.#client = client;
     this.#logger = logger;
+    this.#cadence = cadence;
     this.#hooks = hooks;
+  }
+
+  /**
+   * A message of `state` is done. The first completion of a partition that
+   * has not committed since it was assigned asks for a commit at once (a
+   * member that dies seconds after joining then loses little), and so does
+   * every `commitEveryMessages`-th completion: the work at risk of a crash
+   * stays bounded by a count as well as by time.
+   */
+  done(state: PartitionState): void {
+    this.#doneSince += 1;
+    if (this.#soon !== undefined || this.#stopped) return;
+    if (
+      this.#doneSince >= this.#cadence.commitEveryMessages ||
+      state.tracker.committedOffset === undefined
+    ) {
+      const wait = Math.max(0, this.#lastStart + MIN_COMMIT_GAP_MS - this.#cadence.clock.now());
+      this.#soon = setTimeout(() => {
+        this.#soon = undefined;
+        void this.commit('changed');
+      }, wait);
+      this.#soon.unref();
+    }
+  }
+
+  /** No further commit is asked for by completions (on close). */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#soon !== undefined) clearTimeout(this.#soon);
+    this.#soon = undefined;
   }
 
   /** The periodic commit: changed positions, and all of them every few ticks. */
@@ -69,15 +129,21 @@ export class Committer {
    */
   async now(scope: CommitScope): Promise<void> {
     if (!this.#hooks.live()) return;
+    this.#lastStart = this.#cadence.clock.now();
+    this.#doneSince = 0;
     const offsets: CommitOffset[] = [];
-    const states = new Map<string, [PartitionState, number]>();
+    const states = new Map<string, [PartitionState, Progress]>();
     for (const state of this.#hooks.partitions()) {
       if (state.revoked) continue;
-      const position =
-        scope === 'all' ? state.tracker.commitPosition() : state.tracker.uncommitted();
-      if (position === undefined) continue;
-      offsets.push({ topic: state.topic, partition: state.partition, offset: String(position) });
-      states.set(state.key, [state, position]);
+      const progress = state.tracker.progress(scope === 'changed');
+      if (progress === undefined) continue;
+      offsets.push({
+        topic: state.topic,
+        partition: state.partition,
+        offset: String(progress.position),
+        metadata: progress.metadata,
+      });
+      states.set(state.key, [state, progress]);
     }
     if (offsets.length === 0) return;
     try {

@@ -1,3 +1,15 @@
+import { DoneCursor, encodeProgress, type DoneRanges } from './progress-metadata.js';
+
+/** What a commit of one partition carries. */
+export interface Progress {
+  /** The lowest offset not done (or the next expected one). */
+  readonly position: number;
+  /** Offsets above the position already done, encoded (see `progress-metadata.ts`); undefined when none. */
+  readonly metadata: string | undefined;
+  /** Identifies this state of the tracker, for {@link OffsetTracker.markCommitted}. */
+  readonly version: number;
+}
+
 /**
  * Tracks, for one partition, which admitted offsets are done, and derives the
  * offset that is safe to commit: the lowest admitted offset not yet done, or
@@ -22,6 +34,11 @@ export class OffsetTracker {
   /** The next offset this partition is expected to deliver; `undefined` until the first admit. */
   #next: number | undefined;
   #committed: number | undefined;
+  /** Bumped whenever an offset above the position completes: the metadata changed. */
+  #version = 0;
+  #committedVersion = 0;
+  /** Offsets the last owner's commit marked done, consulted as they are fetched again. */
+  #marked: DoneCursor | undefined;
 
   /** Offsets admitted and not done yet. */
   get pendingCount(): number {
@@ -74,6 +91,7 @@ export class OffsetTracker {
     const index = this.#indexOf(offset);
     if (index < 0 || this.#done.has(offset)) return false;
     this.#done.add(offset);
+    this.#version += 1;
     this.#popDone();
     return true;
   }
@@ -110,15 +128,51 @@ export class OffsetTracker {
     return this.#next;
   }
 
-  /** A commit position that differs from the last one committed, if any. */
-  uncommitted(): number | undefined {
+  /**
+   * What a commit should carry now: the position, and which offsets above it
+   * are done. With `changedOnly`, undefined unless either moved since the
+   * last confirmed commit.
+   */
+  progress(changedOnly: boolean): Progress | undefined {
     const position = this.commitPosition();
-    if (position === undefined || position === this.#committed) return undefined;
-    return position;
+    if (position === undefined) return undefined;
+    if (changedOnly && position === this.#committed && this.#version === this.#committedVersion) {
+      return undefined;
+    }
+    const metadata =
+      this.#done.size === 0
+        ? undefined
+        : encodeProgress(position, this.#pending, this.#head, (o) => this.#done.has(o));
+    return { position, metadata, version: this.#version };
   }
 
-  markCommitted(offset: number): void {
-    if (this.#committed === undefined || offset > this.#committed) this.#committed = offset;
+  /** The broker confirmed a commit of `progress`. */
+  markCommitted(progress: Pick<Progress, 'position' | 'version'>): void {
+    if (this.#committed === undefined || progress.position >= this.#committed) {
+      this.#committed = progress.position;
+      this.#committedVersion = progress.version;
+    }
+  }
+
+  /**
+   * Offsets a previous owner's commit marked done above the committed
+   * position: they are skipped when fetched again. Only for a tracker that
+   * has admitted nothing yet.
+   */
+  restore(done: DoneRanges): void {
+    if (this.#next === undefined && done.length > 0) this.#marked = new DoneCursor(done);
+  }
+
+  /**
+   * True when `offset` was marked done by the previous owner's commit: the
+   * caller admits and completes it without running it. Asked in ascending order.
+   */
+  markedDone(offset: number): boolean {
+    const marked = this.#marked;
+    if (marked === undefined) return false;
+    const done = marked.has(offset);
+    if (marked.exhausted) this.#marked = undefined;
+    return done;
   }
 
   #indexOf(offset: number): number {

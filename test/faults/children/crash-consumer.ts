@@ -6,6 +6,7 @@
 
 import { BackpressureConsumer } from '../../../src/index.js';
 import { faultConsumer, sleep } from '../../helpers/faults.js';
+import { newKafka } from '../../helpers/kafka.js';
 import { LedgerFile, offsetId } from '../../helpers/ledger.js';
 
 const env = (name: string): string => {
@@ -15,27 +16,29 @@ const env = (name: string): string => {
 };
 
 const ledger = new LedgerFile(env('FAULT_LEDGER'));
-const maxInFlight = Number(env('FAULT_MAX_IN_FLIGHT'));
-const kafkaConsumer = faultConsumer(env('FAULT_GROUP'), {
-  // One fetch response is the other part of the duplicate bound: keep it small and known.
-  maxBytes: Number(env('FAULT_FETCH_BYTES')),
-  maxBytesPerPartition: Number(env('FAULT_FETCH_BYTES')),
-});
+// KafkaJS's and the library's defaults throughout (fetch sizes, maxInFlight,
+// the commit cadence): the duplicate bound is stated for them. Only the
+// group's timeouts are short, so that a killed member leaves quickly.
+const kafkaConsumer = faultConsumer(env('FAULT_GROUP'));
+const admin = newKafka(`bp-admin-${process.pid}`).admin();
 const consumer = new BackpressureConsumer(kafkaConsumer, {
   topics: [env('FAULT_TOPIC')],
   fromBeginning: true,
   ordering: 'key',
-  concurrency: 16,
-  maxInFlight,
-  commitIntervalMs: Number(env('FAULT_COMMIT_MS')),
+  concurrency: 32,
+  admin,
   handler: async (message) => {
-    if (Math.random() < 0.2) await sleep(Math.random() * 4);
+    // 0 to 5 ms, as a database write would take.
+    await sleep(Math.random() * 5);
     ledger.handled(offsetId(message.partition, message.offset));
   },
 });
 ledger.line(`r ${process.pid}`);
 consumer.on('offsets.committed', (e) => {
-  ledger.line(`c ${e.offsets.map((o) => offsetId(o.partition, o.offset)).join(',')}`);
+  // `partition:offset:metadata`, the metadata as committed (empty when none).
+  ledger.line(
+    `c ${e.offsets.map((o) => `${offsetId(o.partition, o.offset)}:${o.metadata ?? ''}`).join(',')}`,
+  );
 });
 consumer.on('group.rebalance', (e) => {
   if (e.phase === 'assigned')
@@ -46,13 +49,16 @@ consumer.on('consumer.error', (e) => {
 });
 
 process.once('SIGTERM', () => {
-  void consumer.close({ drainTimeoutMs: 5000 }).then(
-    () => console.log('closed'),
-    (error: unknown) => {
-      console.error(error);
-      process.exitCode = 1;
-    },
-  );
+  void consumer
+    .close({ drainTimeoutMs: 5000 })
+    .then(() => admin.disconnect())
+    .then(
+      () => console.log('closed'),
+      (error: unknown) => {
+        console.error(error);
+        process.exitCode = 1;
+      },
+    );
 });
 
 await consumer.start();
