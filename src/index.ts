@@ -8,6 +8,7 @@ export type {
   CommitOffset,
   CommittedOffset,
 } from './consumer/kafka/port.js';
+export type { ProgressAdmin } from './consumer/kafka/kafkajs.js';
 export type {
   ConsumerState,
   PartitionSnapshot,

@@ -5,7 +5,7 @@
  * time they do nothing, and the code in `typeOnly` callbacks never runs (it
  * would need a broker). The one runtime test pins the list of value exports.
  */
-import type { Consumer, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, KafkaMessage } from 'kafkajs';
 import * as client from 'prom-client';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import * as api from '../../src/index.js';
@@ -16,6 +16,7 @@ import {
   RateLimitedProducer,
   type CloseOptions,
   type LagAdmin,
+  type ProgressAdmin,
   type LagMonitorCallOptions,
   type LagMonitorOptions,
   type ProducerCloseOptions,
@@ -375,6 +376,12 @@ describe('public API types', () => {
       async disconnect(): Promise<void> {}
     }
     expectTypeOf<Client>().toExtend<ConsumerClient>();
+  });
+
+  it('the admin option takes a KafkaJS Admin and needs only what it calls', () => {
+    expectTypeOf<Admin>().toExtend<ProgressAdmin>();
+    expectTypeOf<BackpressureConsumerOptions['admin']>().toEqualTypeOf<ProgressAdmin | undefined>();
+    expectTypeOf<keyof ProgressAdmin>().toEqualTypeOf<'connect' | 'fetchOffsets'>();
   });
 
   it('options reject unknown keys and wrong values, and are read-only', () => {
