@@ -3,8 +3,8 @@ import { EventEmitter } from 'eventemitter3';
 import type { Consumer } from 'kafkajs';
 import pLimit from 'p-limit';
 import { BackpressureError, ConfigError, isBackpressureError, toError } from '../errors.js';
-import { abortable, signal as validSignal } from '../shared/validate.js';
 import type { TopicPartition } from '../shared/topic-partition.js';
+import { abortable, duration, signal as validSignal } from '../shared/validate.js';
 import { Admitter } from './admission/admitter.js';
 import { InFlightBudget } from './admission/budget.js';
 import { Partitions, type PartitionState } from './admission/partitions.js';
@@ -452,10 +452,20 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     let signal: AbortSignal | undefined;
     try {
       signal = validSignal('signal', options.signal);
+      if (this.#closePromise === undefined) {
+        // Checked before the close is stored: a bad value (an unset env var
+        // gives NaN) rejects this call only, and a later valid close() works.
+        const timeoutMs = duration(
+          'drainTimeoutMs',
+          options.drainTimeoutMs,
+          this.#options.closeDrainTimeoutMs,
+          { min: 0 },
+        );
+        this.#closePromise = this.#close(timeoutMs);
+      }
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    this.#closePromise ??= this.#close(options);
     if (signal !== undefined) this.#cutCloseOn(signal, this.#closePromise);
     return this.#closePromise;
   }
@@ -465,11 +475,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     return this.close();
   }
 
-  async #close(options: CloseOptions): Promise<void> {
-    const timeoutMs = options.drainTimeoutMs ?? this.#options.closeDrainTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 0) {
-      throw new ConfigError('drainTimeoutMs', 'an integer number of milliseconds >= 0', timeoutMs);
-    }
+  async #close(timeoutMs: number): Promise<void> {
     const wasStarted = this.#state !== 'idle';
     this.#setState('closing');
     // Nothing new is admitted from here; batches already delivered stop at the next message.

@@ -350,7 +350,11 @@ export function resolveShed(raw: Raw, deadLetter: Resolved['deadLetter']): Resol
       );
     }
     shed = Object.freeze({
-      maxAgeMs: duration('shed.maxAgeMs', shedRaw['maxAgeMs'], 0, { min: 1 }),
+      // An age compared with the clock, never a timer: older than 24.8 days is allowed.
+      maxAgeMs: duration('shed.maxAgeMs', shedRaw['maxAgeMs'], 0, {
+        min: 1,
+        max: Number.MAX_SAFE_INTEGER,
+      }),
       action,
     });
   }

@@ -5,6 +5,7 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import {
   below,
   duration,
+  MAX_TIMER_MS,
   integer,
   knownKeys,
   nonEmptyString,
@@ -21,8 +22,7 @@ export type LagAdmin = Pick<
   'connect' | 'fetchOffsets' | 'fetchTopicOffsets' | 'describeGroups'
 >;
 
-/** The longest delay Node's timers accept: 2^31 - 1 ms (about 24.8 days). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+export { MAX_TIMER_MS };
 
 export interface LagMonitorOptions {
   /** The consumer group to watch. It needs no member of ours: any group works. */
@@ -124,16 +124,9 @@ const OPTION_KEYS: readonly (keyof LagMonitorOptions)[] = [
   'clock',
 ];
 
+/** A duration that becomes a timer (the shared rule bounds it by {@link MAX_TIMER_MS}). */
 function boundedDuration(option: string, value: unknown, fallback: number, min: number): number {
-  const ms = duration(option, value, fallback, { min });
-  if (ms > MAX_TIMER_MS) {
-    throw new ConfigError(
-      option,
-      `an integer number of milliseconds, at least ${min} and at most ${MAX_TIMER_MS} (2^31 - 1)`,
-      value,
-    );
-  }
-  return ms;
+  return duration(option, value, fallback, { min });
 }
 
 function resolveThresholds(

@@ -6,6 +6,7 @@ import {
   boolean,
   duration,
   integer,
+  MAX_TIMER_MS,
   knownKeys,
   number,
   plainObject,
@@ -218,29 +219,16 @@ const OPTION_KEYS: readonly (keyof RateLimitedProducerOptions)[] = [
   'closeTimeoutMs',
 ];
 
-/**
- * The longest delay Node's timers honour: a longer one fires after 1 ms
- * (with a TimeoutOverflowWarning), so an option that becomes a timer must
- * not exceed it.
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+export { MAX_TIMER_MS };
 
-/** A duration that becomes a timer: an integer from `min` to {@link MAX_TIMER_MS}, or `Infinity` where allowed (no timer). */
+/** A duration that becomes a timer: the shared rule bounds it by {@link MAX_TIMER_MS} (`Infinity` sets no timer). */
 function timerDuration(
   option: string,
   value: unknown,
   fallback: number,
   { min, allowInfinity = false }: { min: number; allowInfinity?: boolean },
 ): number {
-  const ms = duration(option, value, fallback, { min, allowInfinity });
-  if (ms !== Number.POSITIVE_INFINITY && ms > MAX_TIMER_MS) {
-    throw new ConfigError(
-      option,
-      `an integer number of milliseconds from ${min} to ${MAX_TIMER_MS} (2^31-1, the longest timer Node runs)${allowInfinity ? ', or Infinity' : ''}`,
-      value,
-    );
-  }
-  return ms;
+  return duration(option, value, fallback, { min, allowInfinity });
 }
 
 /** The `timeoutMs` of `flush()` or `close()`: at least 0, at most {@link MAX_TIMER_MS}, or `Infinity`. */

@@ -48,19 +48,40 @@ export function number(
   return value;
 }
 
-/** A duration in milliseconds; `Infinity` is accepted where `allowInfinity` says so. */
+/**
+ * The longest delay Node's timers honour: a longer one fires after 1 ms
+ * (with a TimeoutOverflowWarning), so a duration that becomes a timer must
+ * not exceed it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration in milliseconds: an integer from `min` to `max` (by default
+ * {@link MAX_TIMER_MS}, since most durations become timers), or `Infinity`
+ * where `allowInfinity` says so (no timer is set for it).
+ */
 export function duration(
   option: string,
   value: unknown,
   fallback: number,
-  { min = 1, allowInfinity = false }: { min?: number; allowInfinity?: boolean } = {},
+  {
+    min = 1,
+    max = MAX_TIMER_MS,
+    allowInfinity = false,
+  }: { min?: number; max?: number; allowInfinity?: boolean } = {},
 ): number {
   if (value === undefined) return fallback;
   if (allowInfinity && value === Number.POSITIVE_INFINITY) return value;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const upTo =
+      max === MAX_TIMER_MS
+        ? ` and at most ${MAX_TIMER_MS} (2^31-1, the longest timer Node runs)`
+        : max < Number.MAX_SAFE_INTEGER
+          ? ` and at most ${max}`
+          : '';
     throw new ConfigError(
       option,
-      `an integer number of milliseconds, at least ${min}${allowInfinity ? ', or Infinity' : ''}`,
+      `an integer number of milliseconds, at least ${min}${upTo}${allowInfinity ? ', or Infinity' : ''}`,
       value,
     );
   }

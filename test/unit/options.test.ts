@@ -1535,6 +1535,66 @@ describe('resolveOptions', () => {
   });
 });
 
+describe('durations that become timers', () => {
+  // Each of these ends up in setTimeout or setInterval (directly or in
+  // opossum); Node runs a delay above 2^31-1 ms after 1 ms instead.
+  const timers: [string, Record<string, unknown>][] = [
+    ['handlerTimeoutMs', { handlerTimeoutMs: 2 ** 31 }],
+    ['commitIntervalMs', { commitIntervalMs: 2 ** 31 }],
+    ['rebalanceDrainTimeoutMs', { rebalanceDrainTimeoutMs: 2 ** 31 }],
+    ['closeDrainTimeoutMs', { closeDrainTimeoutMs: 2 ** 31 }],
+    ['lagSampleIntervalMs', { lagSampleIntervalMs: 2 ** 31 }],
+    ['retry.initialDelayMs', { retry: { initialDelayMs: 2 ** 31 } }],
+    ['retry.maxDelayMs', { retry: { maxDelayMs: 2 ** 31 } }],
+    ['circuitBreaker.resetTimeoutMs', { circuitBreaker: { resetTimeoutMs: 2 ** 31 } }],
+    [
+      'circuitBreaker.rollingCountTimeoutMs',
+      { circuitBreaker: { rollingCountTimeoutMs: 2 ** 31, rollingCountBuckets: 1 } },
+    ],
+    ['deadLetter.retryInitialDelayMs', { deadLetter: { producer, retryInitialDelayMs: 2 ** 31 } }],
+    ['deadLetter.retryMaxDelayMs', { deadLetter: { producer, retryMaxDelayMs: 2 ** 31 } }],
+    [
+      'adaptiveConcurrency.intervalMs',
+      { adaptiveConcurrency: { targetLatencyMs: 100, intervalMs: 2 ** 31 } },
+    ],
+  ];
+  for (const [option, patch] of timers) {
+    it(`${option} above 2^31-1 is a ConfigError; 2^31-1 itself is accepted`, () => {
+      const error = thrownBy(() => resolveUnknown({ ...base, ...patch }));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ option, received: 2 ** 31 });
+    });
+  }
+
+  it('accepts 2^31-1 for a timer option', () => {
+    expect(resolveUnknown({ ...base, commitIntervalMs: 2 ** 31 - 1 }).commitIntervalMs).toBe(
+      2 ** 31 - 1,
+    );
+  });
+
+  it('shed.maxAgeMs is an age, not a timer: above 2^31-1 is accepted', () => {
+    const o = resolveUnknown({ ...base, shed: { maxAgeMs: 2 ** 32, action: 'skip' } });
+    expect(o.shed?.maxAgeMs).toBe(2 ** 32);
+  });
+});
+
+describe('close() options', () => {
+  for (const bad of [-1, Number.NaN, 1.5, 2 ** 31]) {
+    it(`drainTimeoutMs ${String(bad)} rejects that call only; a later valid close() closes`, async () => {
+      const consumer = constructUnknown(base);
+      await expect(consumer.close({ drainTimeoutMs: bad })).rejects.toMatchObject({
+        code: 'ERR_CONFIG',
+        option: 'drainTimeoutMs',
+      });
+      expect(consumer.state).toBe('idle');
+      await consumer.close({ drainTimeoutMs: 0 });
+      expect(consumer.state).toBe('closed');
+      // Once closing, every call returns the same close.
+      await expect(consumer.close({ drainTimeoutMs: -1 })).resolves.toBeUndefined();
+    });
+  }
+});
+
 describe('errors', () => {
   describe('error classes', () => {
     const instances: readonly BackpressureError[] = [
@@ -1787,6 +1847,13 @@ describe('validate helpers', () => {
     expect(configErrorOf(() => duration('d', 1.5, 5, { allowInfinity: true })).expected).toContain(
       'or Infinity',
     );
+  });
+
+  it('duration: at most 2^31-1 ms unless told otherwise (a longer Node timer fires after 1 ms)', () => {
+    expect(duration('d', 2 ** 31 - 1, 5)).toBe(2 ** 31 - 1);
+    expect(configErrorOf(() => duration('d', 2 ** 31, 5)).expected).toContain('2147483647');
+    expect(duration('d', 2 ** 31, 5, { max: Number.MAX_SAFE_INTEGER })).toBe(2 ** 31);
+    expect(duration('d', Infinity, 5, { allowInfinity: true })).toBe(Infinity);
   });
 
   it('boolean, oneOf, functions, plainObject', () => {
