@@ -687,6 +687,38 @@ describe('consumer core with a fake client: commit cadence and progress metadata
     await successor.close();
   });
 
+  /**
+   * A member taking over partition 0, whose group committed offset 0 with
+   * `metadata`; it is handed three messages from offset 0.
+   */
+  async function successorWith(metadata: string, readable = true) {
+    const previous = new FakeClient();
+    previous.committed.set('t|0', 0);
+    previous.committedMetadata.set('t|0', metadata);
+    const client = FakeClient.succeeding(previous);
+    client.readable = readable;
+    const warnings: { reason?: unknown }[] = [];
+    const calls: string[] = [];
+    const consumer = new BackpressureConsumer(client, {
+      topics: ['t'],
+      clock,
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: (obj: object) => void warnings.push(obj),
+        error: () => undefined,
+      },
+      circuitBreaker: false,
+      ordering: 'unordered',
+      handler: (m) => void calls.push(m.offset),
+    });
+    await consumer.start();
+    client.assign('g', [{ topic: 't', partition: 0 }]);
+    await client.deliver('t', 0, 3);
+    await tick();
+    return { consumer, calls, warnings };
+  }
+
   it.each([
     ['another client', 'job-42', /another client/],
     ['another format version', 'kbp9/0/1.1', /unknown format/],
@@ -695,30 +727,7 @@ describe('consumer core with a fake client: commit cadence and progress metadata
   ])(
     'ignores metadata of %s with a warning, and runs every message',
     async (_, metadata, reason) => {
-      const previous = new FakeClient();
-      previous.committed.set('t|0', 0);
-      previous.committedMetadata.set('t|0', metadata);
-      const client = FakeClient.succeeding(previous);
-      const warnings: { reason?: unknown }[] = [];
-      const logger = {
-        debug: () => undefined,
-        info: () => undefined,
-        warn: (obj: object) => void warnings.push(obj),
-        error: () => undefined,
-      };
-      const calls: string[] = [];
-      const consumer = new BackpressureConsumer(client, {
-        topics: ['t'],
-        clock,
-        logger,
-        circuitBreaker: false,
-        ordering: 'unordered',
-        handler: (m) => void calls.push(m.offset),
-      });
-      await consumer.start();
-      client.assign('g', [{ topic: 't', partition: 0 }]);
-      await client.deliver('t', 0, 3);
-      await tick();
+      const { consumer, calls, warnings } = await successorWith(metadata);
       expect(calls).toEqual(['0', '1', '2']);
       expect(warnings).toHaveLength(1);
       expect(String(warnings[0]!.reason)).toMatch(reason);
@@ -726,24 +735,13 @@ describe('consumer core with a fake client: commit cadence and progress metadata
     },
   );
 
-  it('runs everything from the committed offset when the client cannot read metadata', async () => {
-    const previous = new FakeClient();
-    previous.committed.set('t|0', 0);
-    previous.committedMetadata.set('t|0', 'kbp1/0/1.1');
-    const client = FakeClient.succeeding(previous);
-    client.readable = false;
-    const calls: string[] = [];
-    const consumer = new BackpressureConsumer(client, {
-      topics: ['t'],
-      clock,
-      circuitBreaker: false,
-      handler: (m) => void calls.push(m.offset),
-    });
-    await consumer.start();
-    client.assign('g', [{ topic: 't', partition: 0 }]);
-    await client.deliver('t', 0, 3);
-    await tick();
-    expect(calls).toEqual(['0', '1', '2']);
-    await consumer.close();
+  it('skips what valid metadata marks done, and runs everything when the client cannot read it', async () => {
+    const read = await successorWith('kbp1/0/1.1');
+    expect(read.calls).toEqual(['0', '2']);
+    await read.consumer.close();
+    const unread = await successorWith('kbp1/0/1.1', false);
+    expect(unread.calls).toEqual(['0', '1', '2']);
+    expect(unread.warnings).toEqual([]);
+    await unread.consumer.close();
   });
 });
