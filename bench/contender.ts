@@ -442,12 +442,18 @@ async function downstreamHandler(): Promise<void> {
   meter.hit();
 }
 
-/** Completions per second over the trailing `windowMs`, from a 50 ms ring of counts. */
-function completionRate(windowMs: number): { rate: () => number; stop: () => void } {
+/**
+ * Completions per second over the trailing `windowMs`, from a 50 ms ring of
+ * counts; `count` reads the running total (the scripted downstream's by default).
+ */
+function completionRate(
+  windowMs: number,
+  count: () => number = () => downstream.completions,
+): { rate: () => number; stop: () => void } {
   const points: [number, number][] = [];
   const timer = setInterval(() => {
     const now = performance.now();
-    points.push([now, downstream.completions]);
+    points.push([now, count()]);
     while (points.length > 2 && points[0]![0] < now - windowMs) points.shift();
   }, 50);
   return {
@@ -638,25 +644,8 @@ async function runSpike(): Promise<() => Promise<void>> {
     pausedNow = false;
     if (performance.now() >= spikeEnd) at['resume'] ??= performance.now();
   });
-  const rateOver = (windowMs: number) => {
-    const points: [number, number][] = [];
-    const timer = setInterval(() => {
-      const now = performance.now();
-      points.push([now, completions]);
-      while (points.length > 2 && points[0]![0] < now - windowMs) points.shift();
-    }, 50);
-    return {
-      rate: () => {
-        const a = points[0];
-        const b = points[points.length - 1];
-        if (!a || !b || b[0] - a[0] < windowMs * 0.8) return 0;
-        return ((b[1] - a[1]) * 1000) / (b[0] - a[0]);
-      },
-      stop: () => clearInterval(timer),
-    };
-  };
   await meter.firstMessage();
-  const rate = rateOver(r.fullFlowWindowMs);
+  const rate = completionRate(r.fullFlowWindowMs, () => completions);
   await sleep(r.warmupMs);
   const warmupRate = rate.rate();
   extra['warmupRate'] = Math.round(warmupRate);
