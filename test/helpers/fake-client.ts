@@ -45,6 +45,8 @@ export class FakeClient implements ConsumerClient {
   assignment: TopicPartition[] = [];
   /** While true, heartbeats answer that the group is rebalancing. */
   rebalancing = false;
+  /** While set, commits wait for it before they are answered (a slow broker). */
+  commitGate: Promise<void> | undefined = undefined;
   /** While false, commits resolve without being confirmed (the client was not running). */
   confirmCommits = true;
   disconnected = false;
@@ -155,14 +157,15 @@ export class FakeClient implements ConsumerClient {
     for (const p of partitions) this.paused.delete(tp(p.topic, p.partition));
   }
 
-  commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]> {
+  async commit(offsets: readonly CommitOffset[]): Promise<readonly CommitOffset[]> {
     this.commits.push([...offsets]);
-    if (!this.confirmCommits) return Promise.resolve([]);
+    if (this.commitGate !== undefined) await this.commitGate;
+    if (!this.confirmCommits) return [];
     for (const o of offsets) {
       this.committed.set(tp(o.topic, o.partition), Number(o.offset));
       this.committedMetadata.set(tp(o.topic, o.partition), o.metadata ?? null);
     }
-    return Promise.resolve(offsets);
+    return offsets;
   }
 
   disconnect(): Promise<void> {

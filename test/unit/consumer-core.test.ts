@@ -648,6 +648,37 @@ describe('consumer core with a fake client: commit cadence and progress metadata
     await consumer.close();
   });
 
+  it('keeps one commit at a time against a slow broker: completions and ticks queue nothing more, and one commit follows it', async () => {
+    const gates = new Gates();
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 100,
+      commitIntervalMs: 1000,
+      commitEveryMessages: 10,
+      handler: gates.handler,
+    });
+    let answer: () => void = () => undefined;
+    client.commitGate = new Promise((resolve) => (answer = resolve));
+    await client.deliver('t', 0, 100);
+    await tick();
+    gates.release('0:0');
+    await tick();
+    expect(client.commits).toHaveLength(1);
+    // The broker sits on that commit for 10 s while everything else completes.
+    for (let o = 1; o < 100; o += 1) gates.release(`0:${o}`);
+    await tick(10_000);
+    expect(client.commits).toHaveLength(1);
+    client.commitGate = undefined;
+    answer();
+    await tick(100);
+    // The completions that piled up ask for one commit, with the latest position.
+    expect(client.commits).toHaveLength(2);
+    expect(client.committed.get('t|0')).toBe(100);
+    await tick(5000);
+    expect(client.commits.length).toBeLessThanOrEqual(3);
+    await consumer.close();
+  });
+
   it('marks offsets done above the position in the commit, and the next owner skips exactly those', async () => {
     const gates = new Gates();
     const { client, consumer } = await started({

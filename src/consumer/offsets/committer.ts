@@ -65,6 +65,10 @@ export class Committer {
   #lastStart = Number.NEGATIVE_INFINITY;
   /** The commit that completions asked for, waiting for its gap. */
   #soon: NodeJS.Timeout | undefined;
+  /** Commits queued or running. */
+  #queued = 0;
+  /** A partition's first completion asked for a commit while one was queued. */
+  #promptPending = false;
   #stopped = false;
 
   constructor(
@@ -89,17 +93,26 @@ export class Committer {
   done(state: PartitionState): void {
     this.#doneSince += 1;
     if (this.#soon !== undefined || this.#stopped) return;
-    if (
-      this.#doneSince >= this.#cadence.commitEveryMessages ||
-      state.tracker.committedOffset === undefined
-    ) {
-      const wait = Math.max(0, this.#lastStart + MIN_COMMIT_GAP_MS - this.#cadence.clock.now());
-      this.#soon = setTimeout(() => {
-        this.#soon = undefined;
-        void this.commit('changed');
-      }, wait);
-      this.#soon.unref();
-    }
+    const first = state.tracker.committedOffset === undefined;
+    if (first) this.#promptPending = true;
+    if (first || this.#doneSince >= this.#cadence.commitEveryMessages) this.#askSoon();
+  }
+
+  /**
+   * Schedules the commit that completions asked for, at least
+   * MIN_COMMIT_GAP_MS after the last one started. While a commit is queued
+   * or running, nothing is scheduled: the one that ends asks again if
+   * completions piled up meanwhile, so a slow broker never builds a queue
+   * of commits.
+   */
+  #askSoon(): void {
+    if (this.#soon !== undefined || this.#stopped || this.#queued > 0) return;
+    const wait = Math.max(0, this.#lastStart + MIN_COMMIT_GAP_MS - this.#cadence.clock.now());
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      void this.commit('changed');
+    }, wait);
+    this.#soon.unref();
   }
 
   /** No further commit is asked for by completions (on close). */
@@ -109,15 +122,32 @@ export class Committer {
     this.#soon = undefined;
   }
 
-  /** The periodic commit: changed positions, and all of them every few ticks. */
+  /**
+   * The periodic commit: changed positions, and all of them every few
+   * ticks. Skipped while another commit is queued or running (a slow or
+   * unreachable broker): the queue stays at one, and that commit carries
+   * the latest positions when it runs.
+   */
   tick(): Promise<void> {
+    if (this.#queued > 0) return this.#chain;
     this.#ticks += 1;
     return this.commit(this.#ticks % REASSERT_EVERY === 0 ? 'all' : 'changed');
   }
 
   /** Queues a commit behind the one running. */
   commit(scope: CommitScope = 'changed'): Promise<void> {
-    this.#chain = this.#chain.then(() => this.now(scope));
+    this.#queued += 1;
+    // now() reports its own failures; a rejection here (a bug) must not
+    // stop every later commit, which a plain then() chain would.
+    this.#chain = this.#chain
+      .catch(() => undefined)
+      .then(() => this.now(scope))
+      .finally(() => {
+        this.#queued -= 1;
+        if (this.#promptPending || this.#doneSince >= this.#cadence.commitEveryMessages) {
+          this.#askSoon();
+        }
+      });
     return this.#chain;
   }
 
@@ -131,6 +161,7 @@ export class Committer {
     if (!this.#hooks.live()) return;
     this.#lastStart = this.#cadence.clock.now();
     this.#doneSince = 0;
+    this.#promptPending = false;
     const offsets: CommitOffset[] = [];
     const states = new Map<string, [PartitionState, Progress]>();
     for (const state of this.#hooks.partitions()) {
