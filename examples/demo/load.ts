@@ -138,7 +138,10 @@ export class Load {
   #message(kind: MessageKind): { id: number; kind: MessageKind; message: Message } {
     const id = this.#nextId++;
     const customer = `customer-${Math.floor(Math.random() * CUSTOMERS)}`;
-    const amount = Math.round(Math.random() * 20_000) / 100;
+    // 0.01 to 200.00: never 0, which the billing handler rejects as it
+    // rejects the poison's negative amounts (a rounded 0 once made a valid
+    // order look like poison, about one run in seventy).
+    const amount = (1 + Math.floor(Math.random() * 20_000)) / 100;
     let value: string;
     if (kind === 'malformed') value = `{"id":${id},"customer":"${customer}","amount":`;
     else if (kind === 'invalid') value = JSON.stringify({ id, customer, amount: -amount });
