@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import type { Consumer } from 'kafkajs';
 import pLimit from 'p-limit';
-import { BackpressureError, ConfigError, isBackpressureError, toError } from '../errors.js';
+import { BackpressureError, isBackpressureError, toError } from '../errors.js';
 import type { TopicPartition } from '../shared/topic-partition.js';
 import { abortable, duration, signal as validSignal } from '../shared/validate.js';
 import { Admitter } from './admission/admitter.js';
@@ -12,7 +12,7 @@ import { Attempts } from './dispatch/attempts.js';
 import type { Delivery } from './dispatch/delivery.js';
 import { Dispatcher } from './dispatch/dispatcher.js';
 import { Runner, type AttemptObserver } from './dispatch/runner.js';
-import type { ConsumerEvents, ErrorEvent, PartitionLagSample } from './events.js';
+import type { ConsumerEvents, ErrorEvent } from './events.js';
 import { Circuit, type CircuitState } from './failure/breaker.js';
 import { ConcurrencyControl } from './flow/concurrency.js';
 import { FlowController, type PauseReason } from './flow/controller.js';
@@ -20,9 +20,11 @@ import { DownstreamLagWatch } from './flow/downstream-lag.js';
 import { LatencyTrigger } from './flow/latency-trigger.js';
 import { LatencyWindow } from './flow/latency-window.js';
 import { QueueFullTrigger } from './flow/queue-full.js';
-import { KafkaJsClient, type ProgressAdmin } from './kafka/kafkajs.js';
+import { clientOf } from './kafka/kafkajs.js';
 import type { ConsumerClient } from './kafka/port.js';
 import { Committer } from './offsets/committer.js';
+import { lagSample, partitionSnapshots, type PartitionSnapshot } from './snapshot.js';
+import { sleepUnless } from '../shared/sleep.js';
 import { restoreProgress } from './offsets/restore.js';
 import {
   resolveOptions,
@@ -33,25 +35,7 @@ import { brand, isInstance } from '../shared/brand.js';
 
 export type ConsumerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
-/** A snapshot of one assigned partition, for dashboards and the demo. */
-export interface PartitionSnapshot extends TopicPartition {
-  /** Log-end offset minus the commit position, from the last fetched batch (no extra request). */
-  readonly lag: number | undefined;
-  readonly highWatermark: number | undefined;
-  readonly commitPosition: number | undefined;
-  readonly committedOffset: number | undefined;
-  readonly inFlight: number;
-  readonly paused: boolean;
-  readonly reasons: readonly PauseReason[];
-  /**
-   * Time lag, in ms: now (wall clock) minus the Kafka timestamp of the
-   * oldest message not done yet, the one the commit position waits for.
-   * Exact, and free: the consumer holds that message. 0 when caught up;
-   * undefined while the partition is behind but nothing of it is in flight
-   * (paused, or not fetched yet).
-   */
-  readonly timeLagMs: number | undefined;
-}
+export type { PartitionSnapshot } from './snapshot.js';
 
 export interface CloseOptions {
   /**
@@ -144,7 +128,6 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   #closePromise: Promise<void> | undefined;
   /** Settles once start()'s client steps are over (either way). */
   #starting: Promise<void> = Promise.resolve();
-  #idleWaiters: (() => void)[] = [];
 
   /**
    * @param consumer a KafkaJS `Consumer` (`kafka.consumer({ groupId })`), or
@@ -183,7 +166,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
         settle: (delivery, done) => this.#settle(delivery, done),
         hold: (state, reason, on) => this.#hold(state, reason, on),
         abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
-        sleep: (ms) => this.#sleep(ms),
+        // Cut short when the consumer abandons work on close.
+        sleep: (ms) => sleepUnless(ms, this.#closeController.signal),
         isRetriable: (error) => this.#isRetriable(error),
         groupId: () => this.#groupId,
         error: (error) => this.#error(error, 'handler'),
@@ -303,27 +287,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   partitions(): PartitionSnapshot[] {
-    const now = Date.now();
-    return [...this.#partitions.values()].map((s) => {
-      const position = s.tracker.commitPosition();
-      const lag =
-        s.highWatermark === undefined
-          ? undefined
-          : Math.max(0, s.highWatermark - (position ?? s.fetchedFrom ?? s.highWatermark));
-      const oldest = s.tracker.oldestPendingTimestamp();
-      return {
-        topic: s.topic,
-        partition: s.partition,
-        highWatermark: s.highWatermark,
-        commitPosition: position,
-        committedOffset: s.tracker.committedOffset,
-        lag,
-        inFlight: s.tracker.pendingCount,
-        paused: this.#flow.isPaused(s.topic, s.partition),
-        reasons: this.#flow.reasonsFor(s),
-        timeLagMs: oldest !== undefined ? Math.max(0, now - oldest) : lag === 0 ? 0 : undefined,
-      };
-    });
+    return partitionSnapshots(this.#partitions, this.#flow, Date.now());
   }
 
   /**
@@ -391,29 +355,9 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   /** Resolves when nothing is in flight; with `signal`, rejects with its reason when it aborts first. */
-  onIdle(options: WaitOptions = {}): Promise<void> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = validSignal('signal', options.signal);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    if (signal?.aborted === true) return Promise.reject(signal.reason as unknown);
-    if (this.#budget.messages === 0) return Promise.resolve();
-    if (signal === undefined) return new Promise((resolve) => this.#idleWaiters.push(resolve));
-    return new Promise((resolve, reject) => {
-      const wake = (): void => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        const at = this.#idleWaiters.indexOf(wake);
-        if (at !== -1) this.#idleWaiters.splice(at, 1);
-        reject(signal.reason as unknown);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#idleWaiters.push(wake);
-    });
+  async onIdle(options: WaitOptions = {}): Promise<void> {
+    const budget = this.#budget;
+    await budget.until(() => budget.messages === 0, validSignal('signal', options.signal));
   }
 
   /**
@@ -421,20 +365,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
    * not full); with `signal`, rejects with its reason when it aborts first.
    */
   async onDrained(options: WaitOptions = {}): Promise<void> {
-    const signal = validSignal('signal', options.signal);
-    signal?.throwIfAborted();
-    if (this.#budget.low()) return;
-    // An abort wakes the budget's waiters; each rechecks its own condition.
-    const wake = (): void => this.#budget.wakeAll();
-    signal?.addEventListener('abort', wake, { once: true });
-    try {
-      while (!this.#budget.low()) {
-        await this.#budget.changed(() => this.#budget.low() || signal?.aborted === true);
-        signal?.throwIfAborted();
-      }
-    } finally {
-      signal?.removeEventListener('abort', wake);
-    }
+    const budget = this.#budget;
+    await budget.until(() => budget.low(), validSignal('signal', options.signal));
   }
 
   /** Commits every done offset now (it also happens every `commitIntervalMs`). */
@@ -485,7 +417,11 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     // and that handler is part of what is being drained.
     await Promise.resolve();
     const cut = this.#closeCut.signal;
-    await this.#waitFor(() => this.#budget.messages === 0 || cut.aborted, timeoutMs);
+    await this.#budget.within(
+      () => this.#budget.messages === 0 || cut.aborted,
+      timeoutMs,
+      this.#options.clock,
+    );
     if (this.#budget.messages > 0) {
       // Timed out, or a close() signal aborted: the same abandonment.
       const reason = cut.aborted
@@ -591,11 +527,6 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#partitions.settled(state, delivery.bytes);
     this.#admitter.released(state);
     this.#queue.check();
-    if (this.#budget.messages === 0 && this.#idleWaiters.length > 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const wake of waiters) wake();
-    }
   }
 
   /** Counts messages holding a partition for `reason`; the reason lasts while any remains. */
@@ -629,24 +560,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   #sampleLag(): void {
     if (this.#state !== 'running' || this.listenerCount('lag.sample') === 0) return;
-    const partitions: PartitionLagSample[] = [];
-    let total = 0;
-    for (const p of this.partitions()) {
-      if (p.lag === undefined || p.highWatermark === undefined) continue;
-      partitions.push({
-        topic: p.topic,
-        partition: p.partition,
-        lag: p.lag,
-        highWatermark: p.highWatermark,
-        commitPosition: p.commitPosition,
-        timeLagSeconds: p.timeLagMs === undefined ? undefined : p.timeLagMs / 1000,
-      });
-      total += p.lag;
-    }
-    partitions.sort((a, b) =>
-      a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
-    );
-    this.#emit('lag.sample', { groupId: this.#groupId, partitions, total });
+    this.#emit('lag.sample', lagSample(this.#groupId, this.partitions()));
   }
 
   #setState(state: ConsumerState): void {
@@ -686,53 +600,4 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     timer.unref();
     this.#timers.push(timer);
   }
-
-  /** Sleeps, cut short when the consumer abandons work on close. */
-  #sleep(ms: number): Promise<void> {
-    const signal = this.#closeController.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      timer.unref();
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
-  async #waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-    const clock = this.#options.clock;
-    const deadline = clock.now() + timeoutMs;
-    while (!condition()) {
-      const left = deadline - clock.now();
-      if (left <= 0) return false;
-      await this.#budget.changedWithin(Math.min(left, 250), condition);
-    }
-    return true;
-  }
-}
-
-/** The client port for what the caller passed: a KafkaJS consumer is wrapped, a port is used as it is. */
-function clientOf(consumer: unknown, admin: ProgressAdmin | undefined): ConsumerClient {
-  const c = consumer as Partial<Consumer & ConsumerClient> | null;
-  if (typeof c === 'object' && c !== null) {
-    if (typeof c.run === 'function') return new KafkaJsClient(c as Consumer, admin);
-    if (
-      typeof c.start === 'function' &&
-      typeof c.commit === 'function' &&
-      typeof c.pause === 'function' &&
-      typeof c.resume === 'function' &&
-      typeof c.disconnect === 'function'
-    ) {
-      return c as ConsumerClient;
-    }
-  }
-  throw new ConfigError(
-    'consumer',
-    'a KafkaJS Consumer (kafka.consumer({ groupId })) or a ConsumerClient',
-    consumer,
-  );
 }

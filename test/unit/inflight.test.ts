@@ -289,3 +289,32 @@ describe('InFlightBudget', () => {
     });
   });
 });
+
+describe('InFlightBudget.until', () => {
+  it('resolves only once the condition holds, also after a wake without a release', async () => {
+    const budget = new InFlightBudget(10, 1000, 0.5);
+    budget.add(1);
+    budget.add(1);
+    const idle = watch(budget.until(() => budget.messages === 0));
+    budget.wakeAll();
+    await flush();
+    expect(idle.settled).toBe(false);
+    budget.release(1);
+    await flush();
+    expect(idle.settled).toBe(false);
+    budget.release(1);
+    await flush();
+    expect(idle.settled).toBe(true);
+  });
+
+  it('rejects with the signal’s reason when it aborts first, and forgets the waiter', async () => {
+    const budget = new InFlightBudget(10, 1000, 0.5);
+    budget.add(1);
+    const controller = new AbortController();
+    const waiting = budget.until(() => budget.messages === 0, controller.signal);
+    controller.abort(new Error('gave up'));
+    await expect(waiting).rejects.toThrow('gave up');
+    budget.release(1);
+    await expect(budget.until(() => true, controller.signal)).rejects.toThrow('gave up');
+  });
+});

@@ -1,3 +1,5 @@
+import type { Clock } from '../../shared/clock.js';
+
 /**
  * Counts messages and bytes fetched but not done, against the two limits.
  *
@@ -108,6 +110,51 @@ export class InFlightBudget {
       timer.unref();
       this.#waiters.push(waiter);
     });
+  }
+
+  /**
+   * Resolves once `condition()` holds, looked at after every release (a
+   * wake without a release looks again and keeps waiting); rejects with
+   * `signal.reason` if the signal aborts first.
+   */
+  until(condition: () => boolean, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason as unknown);
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at !== -1) this.#waiters.splice(at, 1);
+        reject(signal!.reason as unknown);
+      };
+      const waiter: Waiter = {
+        until: condition,
+        wake: () => {
+          if (!condition()) {
+            this.#waiters.push(waiter);
+            return;
+          }
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Waits until `condition()` holds, for at most `timeoutMs` by `clock`;
+   * true when it held. Looks again at least every 250 ms, so a condition
+   * that changes without a release (an abort) is seen.
+   */
+  async within(condition: () => boolean, timeoutMs: number, clock: Clock): Promise<boolean> {
+    const deadline = clock.now() + timeoutMs;
+    while (!condition()) {
+      const left = deadline - clock.now();
+      if (left <= 0) return false;
+      await this.changedWithin(Math.min(left, 250), condition);
+    }
+    return true;
   }
 
   /** Wakes every waiter without a release (close, rebalance). */

@@ -1,5 +1,5 @@
 import type { Admin, Consumer, EachBatchPayload } from 'kafkajs';
-import { toError } from '../../errors.js';
+import { ConfigError, toError } from '../../errors.js';
 import { byTopic, tpKey, type TopicPartition } from '../../shared/topic-partition.js';
 import type {
   ClientHooks,
@@ -185,5 +185,27 @@ function isRebalance(error: unknown): boolean {
     type === 'REBALANCE_IN_PROGRESS' ||
     type === 'NOT_COORDINATOR_FOR_GROUP' ||
     type === 'ILLEGAL_GENERATION'
+  );
+}
+
+/** The client port for what the caller passed: a KafkaJS consumer is wrapped, a port is used as it is. */
+export function clientOf(consumer: unknown, admin: ProgressAdmin | undefined): ConsumerClient {
+  const c = consumer as Partial<Consumer & ConsumerClient> | null;
+  if (typeof c === 'object' && c !== null) {
+    if (typeof c.run === 'function') return new KafkaJsClient(c as Consumer, admin);
+    if (
+      typeof c.start === 'function' &&
+      typeof c.commit === 'function' &&
+      typeof c.pause === 'function' &&
+      typeof c.resume === 'function' &&
+      typeof c.disconnect === 'function'
+    ) {
+      return c as ConsumerClient;
+    }
+  }
+  throw new ConfigError(
+    'consumer',
+    'a KafkaJS Consumer (kafka.consumer({ groupId })) or a ConsumerClient',
+    consumer,
   );
 }
