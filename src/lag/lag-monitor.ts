@@ -1,10 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
 import { BackpressureError, ConfigError } from '../errors.js';
-import { parseTpKey, tpKey, type TopicPartition } from '../shared/topic-partition.js';
+import { parseTpKey, type TopicPartition } from '../shared/topic-partition.js';
 import { abortable, signal as validSignal } from '../shared/validate.js';
 import { AdminCallError, poll, type AdminCall, type Poll } from './admin-poller.js';
-import { analyzePartition, combinePartitions } from './analysis.js';
-import { AppendHistory } from './append-history.js';
+import { combinePartitions } from './analysis.js';
 import type { LagStatus } from './lag-status.js';
 import {
   resolveLagMonitorOptions,
@@ -13,18 +12,9 @@ import {
   type ResolvedLagMonitorOptions,
 } from './options.js';
 import { recommend, type LagRecommendation } from './recommend.js';
-import { CommitTrail } from './rules.js';
-import { LagWindow, lagOf, positionOf } from './samples.js';
-import type {
-  LagHistory,
-  LagMonitorEvents,
-  LagMonitorState,
-  LagRuleEvent,
-  LagSnapshot,
-  LagStatusEvent,
-  PartitionLag,
-} from './snapshot.js';
-import { estimateTimeLag } from './time-lag.js';
+import { PartitionTracks } from './partition-tracks.js';
+import { LagWindow } from './samples.js';
+import type { LagHistory, LagMonitorEvents, LagMonitorState, LagSnapshot } from './snapshot.js';
 import { windowHistory } from './window-history.js';
 import { FIRST_VERDICT, step, type Verdict } from './verdict.js';
 
@@ -57,17 +47,6 @@ export type {
 } from './snapshot.js';
 import { brand, isInstance } from '../shared/brand.js';
 
-/** What the monitor remembers of one partition beyond the sample window. */
-interface PartitionState {
-  readonly trail: CommitTrail;
-  readonly history: AppendHistory;
-  verdict: Verdict;
-}
-
-function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
-  return a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1;
-}
-
 /**
  * Watches the lag of any consumer group through the KafkaJS admin client:
  * every `intervalMs` it reads the group's committed offsets, the
@@ -98,7 +77,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
   readonly #admin: LagAdmin;
   readonly #options: ResolvedLagMonitorOptions;
   readonly #window: LagWindow;
-  readonly #partitions = new Map<string, PartitionState>();
+  readonly #tracks: PartitionTracks;
   #group: Verdict = FIRST_VERDICT;
   #state: LagMonitorState = 'idle';
   #connected = false;
@@ -127,6 +106,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
     this.#admin = admin;
     this.#options = resolveLagMonitorOptions(options);
     this.#window = new LagWindow(this.#options.clock, this.#options);
+    this.#tracks = new PartitionTracks(this.#window);
   }
 
   /**
@@ -136,9 +116,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
    */
   readonly status = (partition?: TopicPartition): LagStatus => {
     if (partition === undefined) return this.#group.status;
-    return (
-      this.#partitions.get(tpKey(partition.topic, partition.partition))?.verdict.status ?? 'ok'
-    );
+    return this.#tracks.status(partition);
   };
 
   /**
@@ -222,16 +200,11 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
    * `lag.error`). With `signal`, rejects with its reason when it aborts
    * first (the round still runs).
    */
-  sample(options: LagMonitorCallOptions = {}): Promise<LagSnapshot> {
-    let signal: AbortSignal | undefined;
-    try {
-      signal = validSignal('signal', options.signal);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    if (signal?.aborted === true) return Promise.reject(signal.reason as unknown);
+  async sample(options: LagMonitorCallOptions = {}): Promise<LagSnapshot> {
+    const signal = validSignal('signal', options.signal);
+    signal?.throwIfAborted();
     if (this.#state === 'stopped') {
-      return Promise.reject(new BackpressureError('ERR_STATE', 'sample() called after stop().'));
+      throw new BackpressureError('ERR_STATE', 'sample() called after stop().');
     }
     const round = this.#rounds.then(() => this.#round());
     this.#rounds = round.catch(() => undefined);
@@ -294,8 +267,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
     // topic that failed this round keeps its history.
     const watched = new Set(polled.topics);
     const keep = (key: string): boolean => watched.has(parseTpKey(key).topic);
-    this.#window.retain(keep);
-    for (const key of [...this.#partitions.keys()]) if (!keep(key)) this.#partitions.delete(key);
+    this.#tracks.retain(keep);
 
     return this.#evaluate(polled);
   }
@@ -303,50 +275,7 @@ export class LagMonitor extends EventEmitter<LagMonitorEvents> {
   #evaluate(polled: Poll): LagSnapshot {
     const o = this.#options;
     const stopped = this.#state === 'stopped';
-    const statusChanges: LagStatusEvent[] = [];
-    const ruleChanges: LagRuleEvent[] = [];
-
-    const partitions: PartitionLag[] = [...polled.partitions]
-      .sort(byTopicPartition)
-      .map(({ topic, partition, sample }) => {
-        const key = tpKey(topic, partition);
-        let state = this.#partitions.get(key);
-        if (state === undefined) {
-          state = {
-            trail: new CommitTrail(),
-            history: new AppendHistory(o.timeLagHistorySize),
-            verdict: FIRST_VERDICT,
-          };
-          this.#partitions.set(key, state);
-        }
-        if (this.#window.add(key, sample)) {
-          state.trail.observe(sample);
-          state.history.observe(sample.at, sample.endOffset, sample.startOffset);
-        }
-        // A round slower than the whole window leaves only this round's sample.
-        const window = this.#window.samples(key);
-        const samples = window.length > 0 ? window : [sample];
-        const owned = polled.owned === null ? null : polled.owned.has(key);
-        const rules = state.trail.evaluate(samples, owned, o);
-        const timeLag = estimateTimeLag(
-          state.history,
-          positionOf(sample),
-          lagOf(sample),
-          sample.at,
-        );
-        const analysis = analyzePartition(samples, timeLag, rules);
-        const stepped = step(
-          o.groupId,
-          { topic, partition },
-          state.verdict,
-          analysis,
-          o.thresholds,
-        );
-        state.verdict = stepped.next;
-        if (stepped.status) statusChanges.push(stepped.status);
-        if (stepped.rule) ruleChanges.push(stepped.rule);
-        return { topic, partition, ...analysis, status: stepped.next.status, owned };
-      });
+    const { partitions, statusChanges, ruleChanges } = this.#tracks.evaluate(polled, o);
 
     const group = combinePartitions(partitions);
     const stepped = step(o.groupId, 'group', this.#group, group, o.thresholds);

@@ -1,4 +1,4 @@
-import { parseTpKey } from '../shared/topic-partition.js';
+import { byTopicPartition, parseTpKey } from '../shared/topic-partition.js';
 import { lagOf, type LagWindow } from './samples.js';
 import type { LagHistory, PartitionHistory } from './snapshot.js';
 
@@ -18,9 +18,7 @@ export function windowHistory(
     partitions.push({ topic, partition, samples: samples.map((s) => ({ ...s, lag: lagOf(s) })) });
     for (const s of samples) totals.set(s.at, (totals.get(s.at) ?? 0) + lagOf(s));
   }
-  partitions.sort((a, b) =>
-    a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1,
-  );
+  partitions.sort(byTopicPartition);
   return {
     groupId,
     now,

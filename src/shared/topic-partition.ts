@@ -25,3 +25,8 @@ export function byTopic(
   }
   return [...grouped].map(([topic, list]) => ({ topic, partitions: list.sort((a, b) => a - b) }));
 }
+
+/** Orders partitions by topic, then partition number. */
+export function byTopicPartition(a: TopicPartition, b: TopicPartition): number {
+  return a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1;
+}

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { byTopic, parseTpKey, tpKey } from '../../src/shared/topic-partition.js';
+import { byTopic, byTopicPartition, parseTpKey, tpKey } from '../../src/shared/topic-partition.js';
 
 describe('tpKey / parseTpKey', () => {
   it('round-trips any Kafka topic name and partition', () => {
@@ -34,5 +34,20 @@ describe('byTopic', () => {
       { topic: 'a', partitions: [2] },
     ]);
     expect(byTopic([])).toEqual([]);
+  });
+});
+
+describe('byTopicPartition', () => {
+  it('orders by topic, then by partition number (not as strings)', () => {
+    const sorted = [
+      { topic: 'b', partition: 0 },
+      { topic: 'a', partition: 10 },
+      { topic: 'a', partition: 2 },
+    ].sort(byTopicPartition);
+    expect(sorted).toEqual([
+      { topic: 'a', partition: 2 },
+      { topic: 'a', partition: 10 },
+      { topic: 'b', partition: 0 },
+    ]);
   });
 });
