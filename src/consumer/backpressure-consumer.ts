@@ -156,6 +156,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       o.circuitBreaker,
       (state) => this.#circuitChanged(state),
       (error) => this.#isRetriable(toError(error)),
+      o.handlerTimeoutMs,
     );
     this.#runner = new Runner(
       o as ResolvedOptions<unknown>,
@@ -550,6 +551,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   #circuitChanged(state: CircuitState): void {
+    this.#runner.circuitChanged(state);
     this.#concurrency.circuitChanged(state);
     // Open: every partition pauses. Half-open: fetching resumes so there is
     // something to probe with; opossum lets one call through at a time.

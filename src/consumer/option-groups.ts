@@ -277,6 +277,7 @@ export function resolveCircuitBreaker(raw: Raw): Resolved['circuitBreaker'] {
       'resetTimeoutMs',
       'rollingCountTimeoutMs',
       'rollingCountBuckets',
+      'healthCheck',
     ]);
     const rollingCountTimeoutMs = duration(
       'circuitBreaker.rollingCountTimeoutMs',
@@ -316,6 +317,10 @@ export function resolveCircuitBreaker(raw: Raw): Resolved['circuitBreaker'] {
       }),
       rollingCountTimeoutMs,
       rollingCountBuckets,
+      healthCheck: optionalFunction<(signal: AbortSignal) => Promise<boolean>>(
+        'circuitBreaker.healthCheck',
+        cbRaw['healthCheck'],
+      ),
     });
   }
 

@@ -1,4 +1,5 @@
 import type { PartitionState } from '../admission/partitions.js';
+import type { EvidenceMark } from '../failure/evidence.js';
 import type { RawMessage } from '../kafka/port.js';
 import type { InboundMessage } from '../options.js';
 import type { LaneItem } from './lanes.js';
@@ -22,16 +23,22 @@ export class Delivery implements LaneItem {
   working = false;
   /** It has come up for processing once (shedding is decided then). */
   started = false;
+  /** Started, not ended, and its calls still tell something (see the runner's stall rule). */
+  telling = false;
+  /** Started, not ended, and it has failed `maxAttempts` calls. */
+  exhausted = false;
   /** Charged handler attempts so far. */
   attempts = 0;
+  /** Failed handler calls so far, charged or not (a message that has failed `maxAttempts` is exhausted). */
+  failedCalls = 0;
   /** Whether `deserialize` has produced the payload. */
   deserialized = false;
-  /** It failed while the circuit was not closed: its calls no longer count, and it waits behind fresh ones. */
+  /** It failed while the circuit was not closed: it waits behind fresh ones for a half-open probe. */
   blamed = false;
   /** Parked for the circuit without being blamed: counted until it runs again. */
   waitingForCircuit = false;
-  /** When it first failed (consumer clock): others succeeding since tells poison from outage. */
-  firstFailureAt: number | undefined = undefined;
+  /** Where its evidence begins (set at its first failure): what others did since tells poison from outage. */
+  mark: EvidenceMark | undefined = undefined;
 
   constructor(
     state: PartitionState,

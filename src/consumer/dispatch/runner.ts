@@ -3,6 +3,7 @@ import type { PartitionState } from '../admission/partitions.js';
 import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
 import type { Circuit } from '../failure/breaker.js';
 import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
+import { FailureEvidence } from '../failure/evidence.js';
 import { decideFailure } from '../failure/policy.js';
 import { shedAge } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
@@ -58,9 +59,17 @@ export class Runner implements AttemptSink<Delivery> {
   readonly #hooks: RunnerHooks;
   #dispatcher!: Dispatcher;
   readonly observers: AttemptObserver[] = [];
-  /** When a handler attempt last succeeded: tells a poison message from an outage. */
-  #lastSuccessAt = Number.NEGATIVE_INFINITY;
-  /** Messages not blamed that wait for the circuit, or were woken and have not run yet. */
+  /** What other calls did: tells a poison message from an outage. */
+  readonly #evidence: FailureEvidence;
+  /**
+   * Messages started and not ended that have failed fewer than
+   * `maxAttempts` calls: while there is one, its next call can still tell
+   * poison from an outage, so there is no stall.
+   */
+  #tellingLive = 0;
+  /** Messages started and not ended that have failed `maxAttempts` calls or more. */
+  #exhaustedLive = 0;
+  /** Messages that probe first (see #probesLast) waiting for the circuit, or woken and not run yet. */
   #freshWaiting = 0;
 
   /** @param measured each attempt's duration, as it ends (the latency window's feed) */
@@ -81,6 +90,26 @@ export class Runner implements AttemptSink<Delivery> {
     );
     this.#circuit = circuit;
     this.#hooks = hooks;
+    const breaker = options.circuitBreaker;
+    // A stall, per failing message, unless the latest first attempts
+    // clearly went well: ten times the calls the breaker wants before it
+    // judges, so that an outage whose victims have all used their attempts
+    // runs about a minute at defaults before a guess. "Clearly" needs
+    // enough first attempts: with 50, a quarter failing is still clearly
+    // under a threshold of 50%.
+    const volume = breaker?.volumeThreshold ?? 10;
+    this.#evidence = new FailureEvidence(
+      breaker?.errorThresholdPercentage ?? 50,
+      10 * volume,
+      5 * volume,
+      breaker?.rollingCountTimeoutMs ?? 10_000,
+    );
+  }
+
+  /** The circuit closed (failing messages' evidence starts again from here) or opened. */
+  circuitChanged(state: 'closed' | 'open' | 'half-open'): void {
+    if (state === 'closed') this.#evidence.circuitClosed();
+    else if (state === 'open') this.#evidence.circuitOpened();
   }
 
   bind(dispatcher: Dispatcher): void {
@@ -99,6 +128,8 @@ export class Runner implements AttemptSink<Delivery> {
       const o = this.#options;
       if (!d.started) {
         d.started = true;
+        d.telling = true;
+        this.#tellingLive += 1;
         if (o.shed) {
           const ageMs = shedAge(d.raw.timestamp, Date.now(), o.shed.maxAgeMs);
           if (ageMs !== undefined) return this.#shed(d, ageMs, free);
@@ -122,6 +153,7 @@ export class Runner implements AttemptSink<Delivery> {
   }
 
   #finish(d: Delivery, done: boolean, free: (done: boolean) => void): void {
+    this.#released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -148,6 +180,7 @@ export class Runner implements AttemptSink<Delivery> {
     error: Error,
     reason: DeadLetterReason,
     then?: () => void,
+    guess = false,
   ): void {
     free(false);
     const settings = this.#options.deadLetter!;
@@ -158,7 +191,7 @@ export class Runner implements AttemptSink<Delivery> {
         hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
         sleep: hooks.sleep,
         abandoned: () => hooks.abandoned(d),
-        routed: (event) => hooks.emit('dlq.routed', event),
+        routed: (event) => hooks.emit('dlq.routed', guess ? { ...event, guess } : event),
         failed: (event) => hooks.emit('dlq.failed', event),
       });
     const routing = deadLetterChannel.hasSubscribers
@@ -184,6 +217,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   /** A message that was parked ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
+    this.#released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -251,11 +285,12 @@ export class Runner implements AttemptSink<Delivery> {
     const circuit = this.#circuit;
     if (circuit.state === 'closed') return this.attempts.run(d.message, d.attempts + 1, d);
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
-    // Half-open: one probe goes through opossum; the rest are refused and
-    // wait. A message that failed while the circuit was not closed probes
-    // only when no other message waits to: otherwise one that always fails
-    // would be the probe every time.
-    if (d.blamed && this.#freshWaiting > 0) return this.#waitForCircuit(d, free);
+    // Half-open: one probe goes through opossum (the health check, when
+    // there is one); the rest are refused and wait, those that failed
+    // before behind the others (see #probesLast).
+    if (circuit.checksHealth || (this.#probesLast(d) && this.#freshWaiting > 0)) {
+      return this.#waitForCircuit(d, free);
+    }
     const attempt = d.attempts + 1;
     let outcome: [boolean, unknown, number, number] | undefined;
     circuit
@@ -270,7 +305,7 @@ export class Runner implements AttemptSink<Delivery> {
               },
             }),
           ),
-        !d.blamed,
+        this.#telling(d),
       )
       .then(
         () => this.#ended(d, free, attempt, false, undefined, outcome![2], outcome![3], false),
@@ -289,7 +324,7 @@ export class Runner implements AttemptSink<Delivery> {
     now: number,
     durationMs: number,
   ): void {
-    this.#ended(d, d.free!, d.attempts + 1, failed, thrown, now, durationMs, !d.blamed);
+    this.#ended(d, d.free!, d.attempts + 1, failed, thrown, now, durationMs, true);
   }
 
   #ended(
@@ -300,27 +335,72 @@ export class Runner implements AttemptSink<Delivery> {
     thrown: unknown,
     now: number,
     durationMs: number,
-    counted: boolean,
+    closed: boolean,
   ): void {
     try {
       const error = failed ? toError(thrown) : undefined;
       if (this.observers.length > 0 || this.#hooks.settledListened()) {
         this.#observe(d, attempt, error, durationMs);
       }
+      const telling = this.#telling(d);
+      // The breaker counts a message that used its attempts only while the
+      // latest first attempts say the downstream is failing: otherwise it is
+      // likely poison, and counting it would open the circuit on poison.
+      // Not counting it at all, an outage whose victims have all used their
+      // attempts would leave the breaker nothing to count.
+      const counted = closed && (telling || this.#evidence.failingLately(now));
       if (error === undefined) {
-        this.#lastSuccessAt = now;
-        // A message that failed while the downstream was down no longer
-        // counts for or against it.
+        this.#evidence.succeeded(d.failedCalls === 0, !telling, now);
         if (counted) this.#circuit.record(false, now);
         return this.#finish(d, true, free);
       }
-      if (counted) this.#circuit.record(this.#hooks.isRetriable(error), now);
-      d.firstFailureAt ??= now;
+      const retriable = this.#hooks.isRetriable(error);
+      if (counted) this.#circuit.record(retriable, now);
+      if (retriable) {
+        this.#evidence.failed(d.failedCalls === 0, !telling, now);
+        // Its evidence begins after its own first failure.
+        d.mark ??= this.#evidence.mark();
+      }
+      d.failedCalls += 1;
+      if (!this.#telling(d)) this.#exhaust(d);
       this.#failed(d, free, error, false);
     } catch (unexpected) {
       // This runs in a promise reaction, where a throw would escape.
       this.#unexpected(d, free, unexpected);
     }
+  }
+
+  /** The message ended, or used its attempts: it no longer counts as one whose calls tell anything. */
+  #untell(d: Delivery): void {
+    if (!d.telling) return;
+    d.telling = false;
+    this.#tellingLive -= 1;
+  }
+
+  /** The message used its attempts: it stops telling and counts among those a stall waits through. */
+  #exhaust(d: Delivery): void {
+    if (!d.telling) return;
+    this.#untell(d);
+    d.exhausted = true;
+    this.#exhaustedLive += 1;
+  }
+
+  /** The message ended: it no longer counts, telling or exhausted. */
+  #released(d: Delivery): void {
+    this.#untell(d);
+    if (!d.exhausted) return;
+    d.exhausted = false;
+    this.#exhaustedLive -= 1;
+  }
+
+  /**
+   * Whether a call of this message says anything about the downstream: not
+   * once it has failed `maxAttempts` times. Poison fails again, and so does
+   * anything in an outage; counting those calls would let poison messages
+   * hold the circuit open.
+   */
+  #telling(d: Delivery): boolean {
+    return d.failedCalls < this.#options.retry.maxAttempts;
   }
 
   #observe(d: Delivery, attempt: number, error: Error | undefined, durationMs: number): void {
@@ -352,8 +432,10 @@ export class Runner implements AttemptSink<Delivery> {
   ): void {
     const o = this.#options;
     const circuit = this.#circuit;
+    const evidence = this.#evidence;
     if (!refused) d.attempts += 1;
     const failure = error ?? new Error('refused by the open circuit');
+    const mark = d.mark;
     const decision = decideFailure(
       {
         refused,
@@ -361,8 +443,13 @@ export class Runner implements AttemptSink<Delivery> {
         breakerEnabled: circuit.enabled,
         retriable: refused || this.#hooks.isRetriable(failure),
         attempts: d.attempts,
+        failedCalls: d.failedCalls,
         maxAttempts: o.retry.maxAttempts,
-        othersSucceeded: d.firstFailureAt !== undefined && this.#lastSuccessAt >= d.firstFailureAt,
+        served: mark !== undefined && evidence.served(mark),
+        stalled:
+          this.#tellingLive === 0 &&
+          evidence.stalled(this.#exhaustedLive, o.clock.now(), circuit.checksHealth),
+        healthCheck: circuit.checksHealth,
         deadLetter: o.deadLetter !== undefined,
       },
       o.retry,
@@ -388,19 +475,68 @@ export class Runner implements AttemptSink<Delivery> {
         }
         return this.#park(d, free, this.#hooks.sleep(decision.delayMs));
       case 'dead-letter':
-        return this.#toDeadLetter(d, free, failure, decision.reason);
+        if (decision.guess) evidence.guessed();
+        return this.#toDeadLetter(d, free, failure, decision.reason, undefined, decision.guess);
+      case 'check-health':
+        evidence.guessed();
+        d.attempts -= 1;
+        return this.#checkHealth(d, free, failure);
       case 'hold':
         return this.#park(d, free, this.#holdAndWait(d, failure));
     }
   }
 
-  /** Parks the message until the circuit changes; blamed messages wake after the others. */
+  /**
+   * Every message that could run is failing: the health check says whether
+   * the downstream works. If it does, this message is poison; if not, the
+   * circuit opens and the message waits for it like the rest.
+   */
+  #checkHealth(d: Delivery, free: (done: boolean) => void, failure: Error): void {
+    free(false);
+    const circuit = this.#circuit;
+    void circuit.checkHealth().then(
+      (healthy) => {
+        if (this.#hooks.abandoned(d)) return this.#end(d, false);
+        if (healthy) {
+          this.#evidence.healthy();
+          d.attempts += 1;
+          return this.#toDeadLetter(d, noop, failure, 'attempts-exhausted');
+        }
+        circuit.open();
+        d.blamed = true;
+        this.#waitForCircuit(d, noop);
+      },
+      (unexpected: unknown) => {
+        this.#hooks.error(toError(unexpected));
+        this.#dispatcher.requeue(d);
+      },
+    );
+  }
+
+  /**
+   * Parks the message until the circuit changes; blamed messages wake after
+   * the others. A refusal can reach here after the probe that caused it has
+   * already closed the circuit (it arrives through a promise): then there
+   * is no change left to wait for, and the message runs again now.
+   */
   #waitForCircuit(d: Delivery, free: (done: boolean) => void): void {
-    if (!d.blamed) {
+    if (this.#circuit.state === 'closed') return this.#park(d, free, Promise.resolve());
+    const last = this.#probesLast(d);
+    if (!last) {
       d.waitingForCircuit = true;
       this.#freshWaiting += 1;
     }
-    this.#park(d, free, this.#circuit.changed({ last: d.blamed }));
+    this.#park(d, free, this.#circuit.changed({ last }));
+  }
+
+  /**
+   * A message that failed while the circuit was not closed, or has failed
+   * all its attempts, probes only when no other message waits to: its
+   * failure would tell nothing new, and it would otherwise be the probe
+   * every time.
+   */
+  #probesLast(d: Delivery): boolean {
+    return d.blamed || !this.#telling(d);
   }
 
   /**
@@ -425,6 +561,8 @@ export class Runner implements AttemptSink<Delivery> {
     }
   }
 }
+
+function noop(): void {}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (

@@ -1,0 +1,186 @@
+import { failureRateFloor, servedOthers, SHORT_STALL, stallLength } from './policy.js';
+
+/** Where a failing message's evidence begins: the running counts then. */
+export interface EvidenceMark {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly healthy: number;
+  /** The circuit's closings then: a later closing starts the evidence afresh. */
+  readonly closings: number;
+}
+
+/**
+ * What the downstream has been doing, as running counts of handler calls,
+ * so that the failure policy can tell a poison message from an outage. A
+ * failing message takes a mark when it first fails; the counts since the
+ * mark are its evidence.
+ *
+ * The rate counts first attempts only, successes and retriable failures
+ * alike. A first attempt is a fair sample of what the downstream does with
+ * a message; a retry is not (it is the call of a message known to fail, so
+ * poison would weigh as often as it is retried). Failures of exhausted
+ * messages in a row, with nothing else ending, are a stall: the evidence
+ * can no longer change. A call that succeeds costs three assignments here.
+ */
+export class FailureEvidence {
+  #succeeded = 0;
+  #failed = 0;
+  #healthy = 0;
+  #closings = 0;
+  #closedMark: EvidenceMark = { succeeded: 0, failed: 0, healthy: 0, closings: 0 };
+  /** Failures of exhausted messages since anything else ended, or since the last guess. */
+  #quiet = 0;
+  #guessesSinceSuccess = 0;
+  /** The latest first attempts, failed or not, oldest overwritten first. */
+  readonly #recent: Uint8Array;
+  /** When each of the latest first attempts ended (consumer clock). */
+  readonly #recentTimes: Float64Array;
+  #recentAt = 0;
+  #recentFailed = 0;
+  #recentCalls = 0;
+  readonly #threshold: number;
+  readonly #stallCalls: number;
+  readonly #recentMs: number;
+  /** The circuit has opened since the start: an empty record of first attempts is a bad sign, not a blank. */
+  #opened = false;
+
+  /**
+   * @param threshold the breaker's failure percentage
+   * @param stallCalls quiet failures that make a stall when the latest first
+   *   attempts do not clearly say the downstream works
+   * @param recentCalls how many of the latest first attempts are looked at
+   * @param recentMs how old the oldest of them may be and still count
+   */
+  constructor(threshold: number, stallCalls: number, recentCalls: number, recentMs: number) {
+    this.#threshold = threshold;
+    this.#stallCalls = stallCalls;
+    this.#recent = new Uint8Array(recentCalls);
+    this.#recentTimes = new Float64Array(recentCalls);
+    this.#recentMs = recentMs;
+  }
+
+  /**
+   * A call succeeded: `first` attempt or not, of a message that had used
+   * its attempts (`exhausted`) or not. Any success ends a stall: messages
+   * are getting done.
+   */
+  succeeded(first: boolean, exhausted: boolean, now: number): void {
+    this.#quiet = 0;
+    if (first) {
+      this.#succeeded += 1;
+      this.#remember(0, now);
+    }
+    if (!exhausted) this.#guessesSinceSuccess = 0;
+  }
+
+  /** A call failed with a retriable error (see {@link succeeded}). */
+  failed(first: boolean, exhausted: boolean, now: number): void {
+    if (first) {
+      this.#failed += 1;
+      this.#remember(1, now);
+    }
+    if (exhausted) this.#quiet += 1;
+    else this.#quiet = 0;
+  }
+
+  #remember(failed: 0 | 1, now: number): void {
+    const recent = this.#recent;
+    const at = this.#recentAt;
+    if (this.#recentCalls === recent.length) this.#recentFailed -= recent[at]!;
+    else this.#recentCalls += 1;
+    recent[at] = failed;
+    this.#recentTimes[at] = now;
+    this.#recentFailed += failed;
+    this.#recentAt = at + 1 === recent.length ? 0 : at + 1;
+  }
+
+  /** The counts now: a message failing for the first time takes this (after its failure is counted). */
+  mark(): EvidenceMark {
+    return {
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      healthy: this.#healthy,
+      closings: this.#closings,
+    };
+  }
+
+  /** The circuit closed: what happened before is history for every failing message. */
+  circuitClosed(): void {
+    this.#closings += 1;
+    this.#closedMark = this.mark();
+  }
+
+  /**
+   * The circuit opened: the latest first attempts no longer say the
+   * downstream works, however well they went before.
+   */
+  circuitOpened(): void {
+    this.#opened = true;
+    this.#recent.fill(0);
+    this.#recentAt = 0;
+    this.#recentCalls = 0;
+    this.#recentFailed = 0;
+  }
+
+  /** A health check passed. */
+  healthy(): void {
+    this.#healthy += 1;
+  }
+
+  /** The mark to judge by: `mark`, or the circuit's last closing if that is later. */
+  current(mark: EvidenceMark): EvidenceMark {
+    return mark.closings < this.#closings ? this.#closedMark : mark;
+  }
+
+  /** Whether others were served since `mark` (the message's own first failure came before it). */
+  served(mark: EvidenceMark): boolean {
+    const current = this.current(mark);
+    return servedOthers(
+      this.#succeeded - current.succeeded,
+      this.#failed - current.failed,
+      this.#healthy > current.healthy,
+      this.#threshold,
+    );
+  }
+
+  /**
+   * Enough quiet failures in a row for `exhausted` messages that have used
+   * their attempts and not ended: `stallCalls` each while the latest first
+   * attempts say the downstream is failing (see {@link failingLately}),
+   * {@link SHORT_STALL} each otherwise (the failing messages are poison,
+   * most likely); twice as many after each guess while nothing new
+   * succeeds. `short` asks for the short one regardless (a health check
+   * decides then, not a guess). Per message, so that a burst of many
+   * failing together (an outage's victims woken at once) is not taken for
+   * a few failing again and again.
+   */
+  stalled(exhausted: number, now: number, short = false): boolean {
+    const each =
+      short || !this.failingLately(now)
+        ? Math.min(SHORT_STALL, this.#stallCalls)
+        : this.#stallCalls;
+    return this.#quiet >= stallLength(this.#guessesSinceSuccess, each * Math.max(1, exhausted));
+  }
+
+  /**
+   * Whether the latest first attempts say the downstream is failing: their
+   * failure rate is clearly above the threshold (the lower bound of a 99%
+   * interval), or they have stopped (the oldest ended over `recentMs` ago:
+   * every message in flight has failed, as in an outage), or the circuit
+   * opened and too few came after. Not at the start, before there are
+   * enough to say anything.
+   */
+  failingLately(now: number): boolean {
+    const calls = this.#recentCalls;
+    if (calls < this.#recent.length) return this.#opened;
+    // The slot written next holds the oldest.
+    if (now - this.#recentTimes[this.#recentAt]! > this.#recentMs) return true;
+    return failureRateFloor(this.#recentFailed, calls) * 100 > this.#threshold;
+  }
+
+  /** A guess was made, or the health check asked in its place: the next stall is twice as long. */
+  guessed(): void {
+    this.#quiet = 0;
+    this.#guessesSinceSuccess += 1;
+  }
+}
