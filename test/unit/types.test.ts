@@ -419,8 +419,8 @@ describe('public API types', () => {
         // @ts-expect-error the breaker is configured with an object or disabled with false
         circuitBreaker: true,
       };
-      // @ts-expect-error topics and handler are required
-      const missing: BackpressureConsumerOptions = { topics: ['t'] };
+      // @ts-expect-error topics are required (handler or batchHandler: checked at construction)
+      const missing: BackpressureConsumerOptions = { handler: () => undefined };
       new BackpressureConsumer(port, {
         topics: ['t'],
         handler: () => undefined,
