@@ -10,7 +10,7 @@ import {
   plainObject,
   requiredFunction,
 } from '../shared/validate.js';
-import { singleCall } from './dispatch/batches.js';
+import { singleCall } from './dispatch/batch.js';
 import { SHED_ACTIONS } from './failure/shedding.js';
 import type {
   BatchHandler,

@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { OffsetTracker } from '../offsets/tracker.js';
 import { tpKey, type TopicPartition } from '../../shared/topic-partition.js';
-import type { Unit } from '../dispatch/batches.js';
+import type { Unit } from '../dispatch/batch.js';
 import { LaneQueue } from '../dispatch/lanes.js';
 import type { OrderingMode } from '../options.js';
 

@@ -1,7 +1,7 @@
 import type { PartitionState } from '../admission/partitions.js';
 import type { RawMessage } from '../kafka/port.js';
 import type { InboundMessage } from '../options.js';
-import type { Segments } from './batches.js';
+import type { Segments } from './batch.js';
 import type { LaneItem } from './lanes.js';
 
 /**

@@ -2,7 +2,7 @@ import type { LimitFunction } from 'p-limit';
 import type { PartitionState, Partitions } from '../admission/partitions.js';
 import { concurrencyShare } from '../admission/fair-share.js';
 import type { Clock } from '../../shared/clock.js';
-import { Batch, type Unit } from './batches.js';
+import { Batch, type Unit } from './batch.js';
 import { Delivery } from './delivery.js';
 
 /** With `batchHandler`: how batches are taken from the lanes. */
