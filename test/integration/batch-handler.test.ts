@@ -20,8 +20,8 @@ import {
  * Batch handlers against a real broker, in `partition` and `key` ordering:
  * nothing lost, order kept per key, a poison message inside a batch
  * dead-lettered alone with its headers while the rest is handled, a batch
- * that throws once retried whole, and a close in the middle of batches
- * that loses nothing.
+ * that throws once retried whole, and a close or a rebalance in the
+ * middle of batches that loses nothing.
  */
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -181,6 +181,47 @@ describe.each(['partition', 'key'] as const)(
       // Each poison reached the handler alone before it was dead-lettered.
       for (const id of routed) expect(calls.some((c) => c.length === 1 && c[0] === id)).toBe(true);
       await consumer.close();
+    });
+
+    it('a rebalance in the middle of batches loses nothing', async () => {
+      const topic = uniqueName(`batch-rebalance-${ordering}`);
+      const groupId = uniqueName(`g-batch-rebalance-${ordering}`);
+      await createTopic(topic, 4);
+      const total = 2000;
+      await produceMessages(
+        topic,
+        Array.from({ length: total }, (_, i) => ({ key: `k${i % 29}`, value: `m-${i}` })),
+      );
+      const handled = new Set<number>();
+      const byMember = new Map<number, number>();
+      const options = (member: number): BackpressureConsumerOptions => ({
+        topics: [topic],
+        fromBeginning: true,
+        ordering,
+        concurrency: 2,
+        commitIntervalMs: 200,
+        batch: { maxMessages: 20, maxWaitMs: 10 },
+        batchHandler: async (messages) => {
+          // Slow enough that the first member is far from done when the second joins.
+          await sleep(100);
+          byMember.set(member, (byMember.get(member) ?? 0) + messages.length);
+          for (const m of messages) handled.add(indexOf(m));
+        },
+      });
+      const first = start(groupId, options(0));
+      await first.start();
+      await waitFor(() => handled.size >= 60, { timeoutMs: 30_000, message: 'first batches' });
+      // A second member joins while the first has batches running.
+      const second = start(groupId, options(1));
+      await second.start();
+      await waitFor(() => handled.size === total, {
+        timeoutMs: 90_000,
+        message: () => `handled ${handled.size} of ${total}`,
+      });
+      await expectCommittedAtEnd(groupId, topic);
+      expect(byMember.get(1) ?? 0).toBeGreaterThan(0);
+      await second.close();
+      await first.close();
     });
 
     it('a close in the middle of batches loses nothing: the next member handles the rest', async () => {
