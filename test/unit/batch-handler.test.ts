@@ -457,6 +457,59 @@ describe('batch handler: failures', () => {
     await consumer.close();
   });
 
+  it('a message that fails to deserialize leaves its batch and is dead-lettered; the rest go together', async () => {
+    const dlq = dlqProducer();
+    const calls: number[][] = [];
+    const payloads: unknown[] = [];
+    const { client, consumer } = await started({
+      batch: { maxMessages: 10, maxWaitMs: 0 },
+      deadLetter: { producer: dlq.producer },
+      deserialize: (message) => {
+        const value = message.value!.toString();
+        if (value === 'v2') throw new Error('not JSON');
+        return value.toUpperCase() as never;
+      },
+      batchHandler: (messages) => {
+        calls.push(offsets(messages));
+        payloads.push(...messages.map((m) => m.payload));
+        return Promise.resolve();
+      },
+    });
+    await client.deliver('t', 0, 5);
+    await tick(10);
+    expect(calls).toEqual([[0, 1, 3, 4]]);
+    expect(payloads).toEqual(['V0', 'V1', 'V3', 'V4']);
+    expect(dlq.sent).toHaveLength(1);
+    const headers = dlq.sent[0]!.messages[0]!.headers!;
+    expect(headers['x-bp-reason']?.toString()).toBe('deserialization');
+    expect(headers['x-bp-original-offset']?.toString()).toBe('2');
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(5);
+    await consumer.close();
+  });
+
+  it('messages too old are shed before the call, with an event; the rest go together', async () => {
+    const calls: number[][] = [];
+    const shed: string[] = [];
+    const { client, consumer } = await started({
+      batch: { maxMessages: 10, maxWaitMs: 0 },
+      shed: { maxAgeMs: 60_000, action: 'skip' },
+      batchHandler: (messages) => {
+        calls.push(offsets(messages));
+        return Promise.resolve();
+      },
+    });
+    consumer.on('message.shed', (e) => shed.push(e.offset));
+    const old = Date.now() - 120_000;
+    await client.deliver('t', 0, [{}, { timestamp: old }, {}, { timestamp: old }, {}]);
+    await tick(10);
+    expect(calls).toEqual([[0, 2, 4]]);
+    expect(shed.sort()).toEqual(['1', '3']);
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(5);
+    await consumer.close();
+  });
+
   it('a result naming a message outside the batch fails the call and is reported', async () => {
     const errors: string[] = [];
     let wrong = 1;
