@@ -122,6 +122,28 @@ describe('public API types', () => {
     });
   });
 
+  it("a batch handler's messages follow deserialize, and it may name failed messages", () => {
+    typeOnly(() => {
+      const typed = new BackpressureConsumer(port, {
+        topics: ['orders'],
+        deserialize: (m) => JSON.parse(String(m.value)) as Order,
+        batch: { maxMessages: 500, maxBytes: 1_000_000, maxWaitMs: 20 },
+        batchHandler: async (messages, context) => {
+          expectTypeOf(messages).toEqualTypeOf<readonly InboundMessage<Order>[]>();
+          expectTypeOf(context.signal).toEqualTypeOf<AbortSignal>();
+          return { failed: [{ message: messages[0]!, error: new Error('refused') }] };
+        },
+      });
+      expectTypeOf(typed).toEqualTypeOf<BackpressureConsumer<Order>>();
+      new BackpressureConsumer(port, {
+        topics: ['orders'],
+        batchHandler: () => undefined,
+        // @ts-expect-error maxMessages is a number
+        batch: { maxMessages: '500' },
+      });
+    });
+  });
+
   it('each event name has its payload type, and unknown names are rejected', () => {
     typeOnly(() => {
       const consumer = new BackpressureConsumer(port, { topics: ['t'], handler: () => undefined });
