@@ -9,9 +9,11 @@ import { Admitter } from './admission/admitter.js';
 import { InFlightBudget } from './admission/budget.js';
 import { Partitions, type PartitionState } from './admission/partitions.js';
 import { Attempts } from './dispatch/attempts.js';
+import { Batch } from './dispatch/batch.js';
+import { BatchRunner } from './dispatch/batch-runner.js';
 import type { Delivery } from './dispatch/delivery.js';
-import { Dispatcher } from './dispatch/dispatcher.js';
-import { Runner, type AttemptObserver } from './dispatch/runner.js';
+import { Dispatcher, type Step } from './dispatch/dispatcher.js';
+import { Runner, type AttemptObserver, type RunnerHooks } from './dispatch/runner.js';
 import type { ConsumerEvents, ErrorEvent } from './events.js';
 import { Circuit, type CircuitState } from './failure/breaker.js';
 import { ConcurrencyControl } from './flow/concurrency.js';
@@ -112,6 +114,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #runner: Runner;
   readonly #admitter: Admitter;
   readonly #attempts: Attempts<Delivery>;
+  /** With `batchHandler`: the step of a batch. */
+  readonly #batches: BatchRunner | undefined;
   readonly #circuit: Circuit;
   readonly #latency: LatencyWindow;
   readonly #latencyTrigger: LatencyTrigger | undefined;
@@ -157,30 +161,47 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       (state) => this.#circuitChanged(state),
       (error) => this.#isRetriable(toError(error)),
     );
-    this.#runner = new Runner(
-      o as ResolvedOptions<unknown>,
-      this.#circuit,
-      {
-        emit,
-        settledListened: () => this.listenerCount('handler.settled') > 0,
-        settle: (delivery, done) => this.#settle(delivery, done),
-        hold: (state, reason, on) => this.#hold(state, reason, on),
-        abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
-        // Cut short when the consumer abandons work on close.
-        sleep: (ms) => sleepUnless(ms, this.#closeController.signal),
-        isRetriable: (error) => this.#isRetriable(error),
-        groupId: () => this.#groupId,
-        error: (error) => this.#error(error, 'handler'),
-      },
-      (durationMs, now) => {
-        this.#latency.record(durationMs, now);
-        this.#latencyTrigger?.record(durationMs, now);
-        this.#concurrency.record(durationMs, now);
+    const hooks: RunnerHooks = {
+      emit,
+      settledListened: () => this.listenerCount('handler.settled') > 0,
+      settle: (delivery, done) => this.#settle(delivery, done),
+      hold: (state, reason, on) => this.#hold(state, reason, on),
+      abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
+      // Cut short when the consumer abandons work on close.
+      sleep: (ms) => sleepUnless(ms, this.#closeController.signal),
+      isRetriable: (error) => this.#isRetriable(error),
+      groupId: () => this.#groupId,
+      error: (error) => this.#error(error, 'handler'),
+    };
+    const measured = (durationMs: number, now: number): void => {
+      this.#latency.record(durationMs, now);
+      this.#latencyTrigger?.record(durationMs, now);
+      this.#concurrency.record(durationMs, now);
+    };
+    const runner = new Runner(o as ResolvedOptions<unknown>, this.#circuit, hooks, measured);
+    this.#runner = runner;
+    this.#attempts = runner.attempts;
+    const batches = o.batchHandler
+      ? new BatchRunner(o as ResolvedOptions<unknown>, this.#circuit, hooks, runner, measured)
+      : undefined;
+    this.#batches = batches;
+    this.#dispatcher = new Dispatcher(
+      pLimit(o.concurrency),
+      this.#partitions,
+      batches === undefined
+        ? // Without a batch handler every unit is a message.
+          (runner.step as Step)
+        : (unit, free) =>
+            unit instanceof Batch ? batches.step(unit, free) : runner.step(unit, free),
+      o.batch && {
+        ...o.batch,
+        maxAttempts: o.retry.maxAttempts,
+        clock: o.clock,
+        hurry: () => this.#state === 'closing' || this.#state === 'closed',
       },
     );
-    this.#attempts = this.#runner.attempts;
-    this.#dispatcher = new Dispatcher(pLimit(o.concurrency), this.#partitions, this.#runner.step);
-    this.#runner.bind(this.#dispatcher);
+    runner.bind(this.#dispatcher);
+    batches?.bind(this.#dispatcher);
     this.#concurrency = new ConcurrencyControl(o, this.#dispatcher, (event) =>
       emit('concurrency.changed', event),
     );
@@ -432,9 +453,12 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           );
       this.#closeController.abort(reason);
       this.#attempts.abortAll(reason);
+      this.#batches?.attempts.abortAll(reason);
       this.#circuit.wakeAll();
     }
     this.#attempts.stop();
+    this.#batches?.attempts.stop();
+    this.#dispatcher.stop();
     for (const timer of this.#timers) clearInterval(timer);
     this.#committer.stop();
     this.#downstream?.stop();
@@ -527,6 +551,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#partitions.settled(state, delivery.bytes);
     this.#admitter.released(state);
     this.#queue.check();
+    // The next part of a failed batch starts once this one's messages ended.
+    delivery.segments?.ended();
   }
 
   /** Counts messages holding a partition for `reason`; the reason lasts while any remains. */

@@ -6,10 +6,17 @@ import {
   type ResolvedDownstreamLag,
 } from './flow/downstream-lag.js';
 import type { ShedOptions } from './failure/shedding.js';
-import type { Deserializer, InboundMessage, MessageHandler, RecordSender } from './message.js';
+import type {
+  BatchHandler,
+  Deserializer,
+  InboundMessage,
+  MessageHandler,
+  RecordSender,
+} from './message.js';
 import type { ProgressAdmin } from './kafka/kafkajs.js';
 import {
   resolveAdaptiveConcurrency,
+  resolveBatch,
   resolveCircuitBreaker,
   resolveDeadLetter,
   resolveLatency,
@@ -26,7 +33,6 @@ import {
   oneOf,
   optionalFunction,
   plainObject,
-  requiredFunction,
   logger as validLogger,
   clock as validClock,
 } from '../shared/validate.js';
@@ -35,6 +41,9 @@ export type OrderingMode = 'partition' | 'key' | 'unordered';
 export const ORDERING_MODES: readonly OrderingMode[] = ['partition', 'key', 'unordered'];
 
 export type {
+  BatchFailure,
+  BatchHandler,
+  BatchResult,
   Deserializer,
   HandlerContext,
   InboundMessage,
@@ -137,13 +146,37 @@ export interface AdaptiveConcurrencyOptions {
   readonly intervalMs?: number;
 }
 
+export interface BatchOptions {
+  /** Messages in one batch handler call, at most (and at most `maxInFlight`). @default 100 */
+  readonly maxMessages?: number;
+  /** Bytes (key + value + headers) in one call, at most; a larger message goes alone. @default 1048576 (1 MiB) */
+  readonly maxBytes?: number;
+  /**
+   * How long runnable messages wait for more to fill a batch (linger),
+   * counted from when they arrived or the previous batch of their lane
+   * left; 0 runs what is there at once. @default 10
+   */
+  readonly maxWaitMs?: number;
+}
+
 export interface BackpressureConsumerOptions<T = Buffer | null> {
   /** Topics to subscribe to (names or patterns). */
   readonly topics: readonly (string | RegExp)[];
   /** Start from the earliest offset when the group has no committed offset. @default false */
   readonly fromBeginning?: boolean;
-  /** Runs once per message; resolve when the message is done, throw to retry or dead-letter it. */
-  readonly handler: MessageHandler<T>;
+  /**
+   * Runs once per message; resolve when the message is done, throw to retry or dead-letter it.
+   * @default none: exactly one of `handler` and `batchHandler` is required
+   */
+  readonly handler?: MessageHandler<T>;
+  /**
+   * Runs once per batch of messages, for sinks that are cheaper in bulk
+   * (see docs/failures.md, "Batch handlers"); instead of `handler`.
+   * @default none: exactly one of `handler` and `batchHandler` is required
+   */
+  readonly batchHandler?: BatchHandler<T>;
+  /** How batches for `batchHandler` are formed. @default each field's own default (see {@link BatchOptions}) */
+  readonly batch?: BatchOptions;
   /**
    * Turns the raw message into the handler's `payload`; a throw sends the message to the DLQ at once.
    * @default none: `payload` is the raw `value`
@@ -243,7 +276,17 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
 export interface ResolvedOptions<T> {
   readonly topics: readonly (string | RegExp)[];
   readonly fromBeginning: boolean;
+  /** The per-message handler; with `batchHandler`, a call of it with one message. */
   readonly handler: MessageHandler<T>;
+  readonly batchHandler: BatchHandler<T> | undefined;
+  /** Set with `batchHandler` only. */
+  readonly batch:
+    | {
+        readonly maxMessages: number;
+        readonly maxBytes: number;
+        readonly maxWaitMs: number;
+      }
+    | undefined;
   readonly deserialize: Deserializer<T> | undefined;
   readonly ordering: OrderingMode;
   readonly concurrency: number;
@@ -316,6 +359,8 @@ const TOP_KEYS = [
   'topics',
   'fromBeginning',
   'handler',
+  'batchHandler',
+  'batch',
   'deserialize',
   'ordering',
   'concurrency',
@@ -379,6 +424,7 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   const deadLetter = resolveDeadLetter(raw);
   const circuitBreaker = resolveCircuitBreaker(raw);
   const shed = resolveShed(raw, deadLetter);
+  const { handler, batchHandler, batch } = resolveBatch<T>(raw, maxInFlight);
   const logger = validLogger('logger', raw['logger']);
   const clock = validClock('clock', raw['clock']);
 
@@ -412,7 +458,9 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   return Object.freeze({
     topics: Object.freeze([...(topics as (string | RegExp)[])]),
     fromBeginning: boolean('fromBeginning', raw['fromBeginning'], false),
-    handler: requiredFunction<MessageHandler<T>>('handler', raw['handler']),
+    handler,
+    batchHandler,
+    batch,
     deserialize: optionalFunction<Deserializer<T>>('deserialize', raw['deserialize']),
     ordering: oneOf('ordering', raw['ordering'], ORDERING_MODES, 'partition'),
     concurrency: adaptiveConcurrency ? adaptiveConcurrency.maxConcurrency : concurrency,

@@ -1,6 +1,7 @@
 import type { PartitionState } from '../admission/partitions.js';
 import type { RawMessage } from '../kafka/port.js';
 import type { InboundMessage } from '../options.js';
+import type { Segments } from './batch.js';
 import type { LaneItem } from './lanes.js';
 
 /**
@@ -32,6 +33,12 @@ export class Delivery implements LaneItem {
   waitingForCircuit = false;
   /** When it first failed (consumer clock): others succeeding since tells poison from outage. */
   firstFailureAt: number | undefined = undefined;
+  /** With `batchHandler`: runs alone from now on (taken alone, or out of a failed batch). */
+  alone = false;
+  /** With `batchHandler`: the failed batch's parts it is among; told when it ends. */
+  segments: Segments | undefined = undefined;
+  /** With `batchHandler`: the error the batch handler reported for it, not yet acted on. */
+  pendingError: Error | undefined = undefined;
 
   constructor(
     state: PartitionState,

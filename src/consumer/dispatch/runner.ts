@@ -87,6 +87,23 @@ export class Runner implements AttemptSink<Delivery> {
     this.#dispatcher = dispatcher;
   }
 
+  /** A call of the batch handler succeeded: others succeeding tells poison from outage. */
+  succeeded(now: number): void {
+    if (now > this.#lastSuccessAt) this.#lastSuccessAt = now;
+  }
+
+  /**
+   * A message the batch handler reported as failed (its call charged):
+   * from here it is alone, under the failure policy like any message.
+   */
+  failedAlone(d: Delivery, error: Error): void {
+    try {
+      this.#failed(d, detached, error, false);
+    } catch (unexpected) {
+      this.#hooks.error(toError(unexpected));
+    }
+  }
+
   /** The dispatcher's step (see {@link Step}). */
   readonly step = (d: Delivery, free: (done: boolean) => void): void => {
     d.free = free;
@@ -336,6 +353,7 @@ export class Runner implements AttemptSink<Delivery> {
         attempt,
         durationMs,
         outcome,
+        messages: 1,
       });
     } catch (observerError) {
       // An observer that throws must not turn a success into a failure.
@@ -425,6 +443,9 @@ export class Runner implements AttemptSink<Delivery> {
     }
   }
 }
+
+/** The release of a message that holds no worker (a batch handler's reported failure). */
+function detached(): void {}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
