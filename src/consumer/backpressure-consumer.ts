@@ -1,19 +1,16 @@
 import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import type { Consumer } from 'kafkajs';
-import pLimit from 'p-limit';
 import { BackpressureError, isBackpressureError, toError } from '../errors.js';
 import type { TopicPartition } from '../shared/topic-partition.js';
 import { abortable, duration, signal as validSignal } from '../shared/validate.js';
 import { Admitter } from './admission/admitter.js';
 import { InFlightBudget } from './admission/budget.js';
 import { Partitions, type PartitionState } from './admission/partitions.js';
-import { Attempts } from './dispatch/attempts.js';
-import { Batch } from './dispatch/batch.js';
-import { BatchRunner } from './dispatch/batch-runner.js';
 import type { Delivery } from './dispatch/delivery.js';
-import { Dispatcher, type Step } from './dispatch/dispatcher.js';
-import { Runner, type AttemptObserver, type RunnerHooks } from './dispatch/runner.js';
+import type { Dispatcher } from './dispatch/dispatcher.js';
+import { Pipeline } from './dispatch/pipeline.js';
+import type { AttemptObserver, RunnerHooks } from './dispatch/runner.js';
 import type { ConsumerEvents, ErrorEvent } from './events.js';
 import { Circuit, type CircuitState } from './failure/breaker.js';
 import { ConcurrencyControl } from './flow/concurrency.js';
@@ -110,12 +107,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #budget: InFlightBudget;
   readonly #partitions: Partitions;
   readonly #queue: QueueFullTrigger;
+  /** Dispatcher and runners: where admitted messages are run. */
+  readonly #pipeline: Pipeline;
   readonly #dispatcher: Dispatcher;
-  readonly #runner: Runner;
   readonly #admitter: Admitter;
-  readonly #attempts: Attempts<Delivery>;
-  /** With `batchHandler`: the step of a batch. */
-  readonly #batches: BatchRunner | undefined;
   readonly #circuit: Circuit;
   readonly #latency: LatencyWindow;
   readonly #latencyTrigger: LatencyTrigger | undefined;
@@ -178,30 +173,15 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       this.#latencyTrigger?.record(durationMs, now);
       this.#concurrency.record(durationMs, now);
     };
-    const runner = new Runner(o as ResolvedOptions<unknown>, this.#circuit, hooks, measured);
-    this.#runner = runner;
-    this.#attempts = runner.attempts;
-    const batches = o.batchHandler
-      ? new BatchRunner(o as ResolvedOptions<unknown>, this.#circuit, hooks, runner, measured)
-      : undefined;
-    this.#batches = batches;
-    this.#dispatcher = new Dispatcher(
-      pLimit(o.concurrency),
+    this.#pipeline = new Pipeline(
+      o as ResolvedOptions<unknown>,
       this.#partitions,
-      batches === undefined
-        ? // Without a batch handler every unit is a message.
-          (runner.step as Step)
-        : (unit, free) =>
-            unit instanceof Batch ? batches.step(unit, free) : runner.step(unit, free),
-      o.batch && {
-        ...o.batch,
-        maxAttempts: o.retry.maxAttempts,
-        clock: o.clock,
-        hurry: () => this.#state === 'closing' || this.#state === 'closed',
-      },
+      this.#circuit,
+      hooks,
+      measured,
+      () => this.#state === 'closing' || this.#state === 'closed',
     );
-    runner.bind(this.#dispatcher);
-    batches?.bind(this.#dispatcher);
+    this.#dispatcher = this.#pipeline.dispatcher;
     this.#concurrency = new ConcurrencyControl(o, this.#dispatcher, (event) =>
       emit('concurrency.changed', event),
     );
@@ -452,13 +432,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
             `In-flight work did not finish within ${timeoutMs} ms of close().`,
           );
       this.#closeController.abort(reason);
-      this.#attempts.abortAll(reason);
-      this.#batches?.attempts.abortAll(reason);
+      this.#pipeline.abortAll(reason);
       this.#circuit.wakeAll();
     }
-    this.#attempts.stop();
-    this.#batches?.attempts.stop();
-    this.#dispatcher.stop();
+    this.#pipeline.stop();
     for (const timer of this.#timers) clearInterval(timer);
     this.#committer.stop();
     this.#downstream?.stop();
@@ -516,11 +493,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   /** @internal Used by `registerMetrics`: see {@link OBSERVE_ATTEMPTS}. */
   [OBSERVE_ATTEMPTS](observer: AttemptObserver): () => void {
-    this.#runner.observers.push(observer);
-    return () => {
-      const at = this.#runner.observers.indexOf(observer);
-      if (at !== -1) this.#runner.observers.splice(at, 1);
-    };
+    return this.#pipeline.observe(observer);
   }
 
   #assigned(groupId: string, partitions: readonly TopicPartition[]): void {

@@ -2,11 +2,13 @@ import { HandlerTimeoutError } from '../../errors.js';
 import type { Clock } from '../../shared/clock.js';
 import { handleChannel, traceEnded, type HandleTraceContext } from '../../shared/tracing.js';
 import type { HandlerContext, InboundMessage } from '../options.js';
+import { isThenable } from '../../shared/thenable.js';
 
 /**
  * Where an attempt's end is reported: `failed` false with what the handler
- * resolved to (a batch handler's result), or what the handler threw (any value), or the reason its deadline or close gave; when (`now`,
- * on the consumer's clock) and after how long. `token` is what the caller
+ * resolved to (a batch handler's result), or what the handler threw (any
+ * value), or the reason its deadline or close gave; when (`now`, on the
+ * consumer's clock) and after how long. `token` is what the caller
  * passed to {@link Attempts.run}: reporting to one sink with a token, rather
  * than to a callback made per attempt, allocates nothing per message.
  */
@@ -245,12 +247,4 @@ class LiveAttempt<K> implements HandlerContext {
     this.#controller?.abort(reason);
     this.end(true, reason);
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }

@@ -10,6 +10,7 @@ import { Batch, failuresOf, Segments, type Unit } from './batch.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Runner, RunnerHooks } from './runner.js';
+import { isThenable } from '../../shared/thenable.js';
 
 /**
  * The batch step of the one path (the dispatcher's `Step` for a
@@ -360,12 +361,4 @@ export class BatchRunner implements AttemptSink<Batch> {
     this.#hooks.error(toError(error));
     if (b.working) this.#park(b, free, this.#hooks.sleep(this.#options.retry.initialDelayMs));
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }

@@ -1,4 +1,5 @@
 import { toError } from '../../errors.js';
+import { isThenable } from '../../shared/thenable.js';
 import type { PartitionState } from '../admission/partitions.js';
 import type { BatchHandler, BatchResult, InboundMessage, MessageHandler } from '../message.js';
 import type { Delivery } from './delivery.js';
@@ -100,9 +101,7 @@ export function singleCall<T>(batchHandler: BatchHandler<T>): MessageHandler<T> 
   };
   return (message, context) => {
     const result = batchHandler([message], context);
-    if (result !== undefined && typeof (result as Promise<unknown>).then === 'function') {
-      return (result as Promise<BatchResult<T> | void>).then(check);
-    }
+    if (isThenable(result)) return (result as Promise<BatchResult<T> | void>).then(check);
     check(result as BatchResult<T> | void);
     return undefined;
   };

@@ -11,6 +11,7 @@ import { deadLetterChannel } from '../../shared/tracing.js';
 import { Attempts, type AttemptSink } from './attempts.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
+import { isThenable } from '../../shared/thenable.js';
 
 /** Reports an attempt's outcome and duration; metrics keep their histograms through these. */
 export type AttemptObserver = (
@@ -446,11 +447,3 @@ export class Runner implements AttemptSink<Delivery> {
 
 /** The release of a message that holds no worker (a batch handler's reported failure). */
 function detached(): void {}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
