@@ -291,6 +291,54 @@ async function runLibrary(): Promise<() => Promise<void>> {
 }
 
 /**
+ * Scenario 7: a bulk sink whose every call costs `callMs` plus
+ * `perMessageMs` per message, called once per message (`handler`) or once
+ * per batch (`batchHandler`) by the same consumer at the same concurrency.
+ */
+async function runBulk(): Promise<() => Promise<void>> {
+  const cost = spec.bulk!;
+  const sink = (messages: number): Promise<unknown> =>
+    sleep(cost.callMs + cost.perMessageMs * messages);
+  let calls = 0;
+  let delivered = 0;
+  const module = await loadLibrary();
+  const consumer = newConsumer();
+  const base = { topics: [spec.topic], fromBeginning: true, ...(spec.contender.library ?? {}) };
+  const options: BackpressureConsumerOptions =
+    spec.contender.bulk === 'batch'
+      ? {
+          ...base,
+          batchHandler: async (messages) => {
+            calls += 1;
+            delivered += messages.length;
+            await sink(messages.length);
+            meter.hit(messages.length);
+          },
+        }
+      : {
+          ...base,
+          handler: async () => {
+            calls += 1;
+            delivered += 1;
+            await sink(1);
+            meter.hit();
+          },
+        };
+  const lib = new module.BackpressureConsumer(consumer, options);
+  lib.on('consumer.error', ({ error, during }) => {
+    extra['errors'] = Number(extra['errors'] ?? 0) + 1;
+    extra['lastError'] = `${during}: ${error.message}`;
+  });
+  probe = () => ({ active: lib.activeHandlers, inFlight: lib.inFlight });
+  await lib.start();
+  return async () => {
+    extra['calls'] = calls;
+    extra['meanBatch'] = calls > 0 ? Math.round((delivered / calls) * 10) / 10 : 0;
+    await lib.close({ drainTimeoutMs: 1000 });
+  };
+}
+
+/**
  * A tracer's worth of subscription at the least cost of its own: no-op
  * functions on every event of every tracing channel, and a count of the
  * handler attempts seen (the proof that the traced path ran).
@@ -963,6 +1011,7 @@ async function main(): Promise<void> {
     'library-latency-jump': runLatencyJump,
     'library-breaker': runBreaker,
     'library-spike': runSpike,
+    'library-bulk': runBulk,
     'kafkajs-producer': runKafkaProducer,
     'library-producer': runLibraryProducer,
   };

@@ -6,6 +6,7 @@
  *   npm run bench -- --scenario overhead --rounds 5
  *   npm run bench -- --scenario producer         # scenario 5: the rate-limited producer
  *   npm run bench -- --scenario fairness         # scenario 6: one slow partition among fast ones
+ *   npm run bench -- --scenario bulk             # scenario 7: a bulk sink, handler vs batchHandler
  *   npm run bench -- --quick                     # small and fast: a CI smoke check
  *   npm run bench -- --scenario overhead --messages 500000
  *   npm run bench -- --scenario overhead --profile   # --cpu-prof every contender
@@ -69,7 +70,7 @@ if (flags.help) {
   process.stdout.write(
     [
       'usage: npm run bench -- [options]',
-      '  --scenario overhead|slow|memory|reaction|producer|fairness|all',
+      '  --scenario overhead|slow|memory|reaction|producer|fairness|bulk|all',
       '                    (default all; a comma list works too)',
       '  --rounds N        rounds of alternating contenders (default 3, 1 with --quick)',
       '  --quick           small sizes, short runs: a smoke check under 2 minutes',
@@ -343,6 +344,8 @@ function setupOf(scenario: ScenarioName, p: Plan, def: ContenderDef): Omit<Scena
         durationMs: p.fairness.durationMs,
         handlerMs: 0,
       };
+    case 'bulk':
+      return { target: p.bulk.messages, durationMs: p.bulk.durationMs, handlerMs: 0 };
   }
 }
 
@@ -394,6 +397,7 @@ function runOnce(
     reaction: scenario === 'reaction' ? plan.reaction : undefined,
     producer: scenario === 'producer' ? plan.producer : undefined,
     fairness: scenario === 'fairness' ? plan.fairness : undefined,
+    bulk: scenario === 'bulk' ? plan.bulk : undefined,
     libPath,
     out: join(tmpdir(), `kafkajs-bp-bench-${runId}-${scenario}-${def.id}-${round}.json`),
   };
@@ -929,6 +933,8 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
   }
   const s6 = summaries.fairness;
   if (s6) fairnessReport(s6, lines, targets);
+  const s7 = summaries.bulk;
+  if (s7) bulkReport(s7, lines, targets);
   if (targets.length > 0) {
     lines.push('');
     lines.push('#### Targets');
@@ -940,6 +946,49 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
   }
   lines.push('');
   return { markdown: lines.join('\n'), targets };
+}
+
+/**
+ * Scenario 7: the same consumer against a bulk sink, one call per message
+ * or per batch, each against the bound its costs allow at its concurrency.
+ */
+function bulkReport(s7: ContenderSummary[], lines: string[], targets: Target[]): void {
+  const b = plan.bulk;
+  const callsPerSecond = (size: number) => 1000 / (b.callMs + b.perMessageMs * size);
+  const boundOf = (id: string) =>
+    id === 'bulk-batch'
+      ? b.concurrency * b.maxMessages * callsPerSecond(b.maxMessages)
+      : b.concurrency * callsPerSecond(1);
+  lines.push('');
+  lines.push(
+    `#### 7. Bulk sink: each call costs ${b.callMs} ms + ${b.perMessageMs} ms per message, ` +
+      `concurrency ${b.concurrency}, ${b.keys} keys, ${b.partitions} partitions, ` +
+      `at most ${b.durationMs / 1000} s per run`,
+  );
+  lines.push('');
+  lines.push(
+    '| contender | msg/s (median) | ratio to handler | bound msg/s | of bound | sink calls | mean messages per call |',
+  );
+  lines.push('|---|---:|---:|---:|---:|---:|---:|');
+  for (const c of s7) {
+    const bound = boundOf(c.id);
+    lines.push(
+      `| ${c.label} | ${int(c.rate.median)} | ${c.reference ? '1.00' : fixed(c.ratio, 1)} | ` +
+        `${int(bound)} | ${fixed((c.rate.median / bound) * 100, 0)}% | ` +
+        `${int(Number(c.extra['calls'] ?? Number.NaN))} | ${fixed(Number(c.extra['meanBatch'] ?? Number.NaN), 1)} |`,
+    );
+  }
+  const batch = s7.find((c) => c.id === 'bulk-batch');
+  if (batch) {
+    const boundRatio = boundOf('bulk-batch') / boundOf('bulk-message');
+    targets.push({
+      target:
+        `7. batchHandler (maxMessages ${b.maxMessages}) ≥ 20× the per-message handler at equal ` +
+        `concurrency (the costs bound the ratio at ${fixed(boundRatio, 0)}×)`,
+      figure: `${fixed(batch.ratio, 1)}× = ${fixed(((batch.ratio ?? Number.NaN) / boundRatio) * 100, 0)}% of the bound ratio`,
+      met: batch.ratio === null ? null : batch.ratio >= 20,
+    });
+  }
 }
 
 /**

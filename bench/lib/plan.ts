@@ -5,7 +5,8 @@
  * one contender, in a fresh process).
  */
 
-export type ScenarioName = 'overhead' | 'slow' | 'memory' | 'reaction' | 'producer' | 'fairness';
+export type ScenarioName =
+  'overhead' | 'slow' | 'memory' | 'reaction' | 'producer' | 'fairness' | 'bulk';
 export const SCENARIOS: readonly ScenarioName[] = [
   'overhead',
   'slow',
@@ -13,6 +14,7 @@ export const SCENARIOS: readonly ScenarioName[] = [
   'reaction',
   'producer',
   'fairness',
+  'bulk',
 ];
 
 export const ORDERINGS = ['partition', 'key', 'unordered'] as const;
@@ -35,6 +37,8 @@ export type ContenderKind =
   | 'library-breaker'
   /** The library against a downstream that slows down for `ReactionPlan.spikeMs` (`ContenderDef.spike`). */
   | 'library-spike'
+  /** The library against a bulk sink (`BulkPlan` costs): per-message `handler` or `batchHandler` (`ContenderDef.bulk`). */
+  | 'library-bulk'
   /** Plain KafkaJS producer: `producer.send` per record. */
   | 'kafkajs-producer'
   /** The library: RateLimitedProducer over the same KafkaJS producer, `send` per record. */
@@ -52,6 +56,7 @@ export interface LibraryOptions {
   adaptiveConcurrency?: { targetLatencyMs: number; minConcurrency?: number; intervalMs?: number };
   circuitBreaker?: { resetTimeoutMs?: number; rollingCountTimeoutMs?: number } | false;
   partitionsConsumedConcurrently?: number;
+  batch?: { maxMessages?: number; maxWaitMs?: number };
 }
 
 export interface ContenderDef {
@@ -96,6 +101,20 @@ export interface ContenderDef {
    * `spikeBaseMs`, whatever the concurrency.
    */
   readonly spike?: 'capacity' | 'fixed';
+  /** library-bulk: one sink call per message (`handler`) or per batch (`batchHandler`). */
+  readonly bulk?: 'message' | 'batch';
+}
+
+/**
+ * A bulk sink (issue 18): each call costs `callMs` plus `perMessageMs` per
+ * message in it, whatever the concurrency.
+ */
+export interface BulkPlan extends TopicPlan {
+  readonly callMs: number;
+  readonly perMessageMs: number;
+  readonly concurrency: number;
+  readonly maxMessages: number;
+  readonly durationMs: number;
 }
 
 /** How often a metrics contender scrapes its registry. */
@@ -179,6 +198,7 @@ export interface Plan {
   readonly reaction: TopicPlan & ReactionPlan;
   readonly producer: ProducerPlan;
   readonly fairness: FairnessPlan;
+  readonly bulk: BulkPlan;
   readonly contenders: Record<ScenarioName, readonly ContenderDef[]>;
 }
 
@@ -293,6 +313,7 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
       rateWindowMs: q ? 2000 : 10_000,
     },
     fairness: fairnessPlan(q),
+    bulk: bulkPlan(q),
     contenders: {
       overhead: [
         { id: 'kafkajs', label: 'KafkaJS eachBatch', kind: 'kafkajs-batch', reference: true },
@@ -447,7 +468,52 @@ export function makePlan(opts: { quick: boolean; rounds?: number; messages?: num
         },
       ],
       fairness: fairnessContenders(),
+      bulk: bulkContenders(),
     },
+  };
+}
+
+const BULK_CONCURRENCY = 4;
+const BULK_MAX_MESSAGES = 500;
+
+/** The same consumer, one sink call per message or per batch of 500, at equal concurrency. */
+function bulkContenders(): ContenderDef[] {
+  // Room for every batch in flight at once, for both contenders alike.
+  const library: LibraryOptions = {
+    ordering: 'key',
+    concurrency: BULK_CONCURRENCY,
+    maxInFlight: BULK_CONCURRENCY * BULK_MAX_MESSAGES * 2,
+  };
+  return [
+    {
+      id: 'bulk-message',
+      label: `library, key, handler (a sink call per message), concurrency ${BULK_CONCURRENCY}`,
+      kind: 'library-bulk',
+      reference: true,
+      bulk: 'message',
+      library,
+    },
+    {
+      id: 'bulk-batch',
+      label: `library, key, batchHandler maxMessages ${BULK_MAX_MESSAGES}, concurrency ${BULK_CONCURRENCY}`,
+      kind: 'library-bulk',
+      bulk: 'batch',
+      library: { ...library, batch: { maxMessages: BULK_MAX_MESSAGES } },
+    },
+  ];
+}
+
+function bulkPlan(q: boolean): BulkPlan {
+  return {
+    messages: q ? 40_000 : 200_000,
+    valueBytes: 100,
+    keys: 1000,
+    partitions: 6,
+    callMs: 20,
+    perMessageMs: 0.05,
+    concurrency: BULK_CONCURRENCY,
+    maxMessages: BULK_MAX_MESSAGES,
+    durationMs: q ? 4000 : 8000,
   };
 }
 
@@ -526,6 +592,7 @@ export interface ContenderSpec {
   readonly reaction: ReactionPlan | undefined;
   readonly producer: ProducerPlan | undefined;
   readonly fairness: FairnessPlan | undefined;
+  readonly bulk: BulkPlan | undefined;
   /** Module the library is imported from (src/index.ts unless --lib). */
   readonly libPath: string;
   /** Where the contender writes its ContenderResult. */

@@ -1,17 +1,16 @@
 import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import type { Consumer } from 'kafkajs';
-import pLimit from 'p-limit';
 import { BackpressureError, isBackpressureError, toError } from '../errors.js';
 import type { TopicPartition } from '../shared/topic-partition.js';
 import { abortable, duration, signal as validSignal } from '../shared/validate.js';
 import { Admitter } from './admission/admitter.js';
 import { InFlightBudget } from './admission/budget.js';
 import { Partitions, type PartitionState } from './admission/partitions.js';
-import { Attempts } from './dispatch/attempts.js';
 import type { Delivery } from './dispatch/delivery.js';
-import { Dispatcher } from './dispatch/dispatcher.js';
-import { Runner, type AttemptObserver } from './dispatch/runner.js';
+import type { Dispatcher } from './dispatch/dispatcher.js';
+import { Pipeline } from './dispatch/pipeline.js';
+import type { AttemptObserver, RunnerHooks } from './dispatch/runner.js';
 import type { ConsumerEvents, ErrorEvent } from './events.js';
 import { Circuit, type CircuitState } from './failure/breaker.js';
 import { ConcurrencyControl } from './flow/concurrency.js';
@@ -108,10 +107,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   readonly #budget: InFlightBudget;
   readonly #partitions: Partitions;
   readonly #queue: QueueFullTrigger;
+  /** Dispatcher and runners: where admitted messages are run. */
+  readonly #pipeline: Pipeline;
   readonly #dispatcher: Dispatcher;
-  readonly #runner: Runner;
   readonly #admitter: Admitter;
-  readonly #attempts: Attempts<Delivery>;
   readonly #circuit: Circuit;
   readonly #latency: LatencyWindow;
   readonly #latencyTrigger: LatencyTrigger | undefined;
@@ -158,30 +157,32 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       (error) => this.#isRetriable(toError(error)),
       o.handlerTimeoutMs,
     );
-    this.#runner = new Runner(
+    const hooks: RunnerHooks = {
+      emit,
+      settledListened: () => this.listenerCount('handler.settled') > 0,
+      settle: (delivery, done) => this.#settle(delivery, done),
+      hold: (state, reason, on) => this.#hold(state, reason, on),
+      abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
+      // Cut short when the consumer abandons work on close.
+      sleep: (ms) => sleepUnless(ms, this.#closeController.signal),
+      isRetriable: (error) => this.#isRetriable(error),
+      groupId: () => this.#groupId,
+      error: (error) => this.#error(error, 'handler'),
+    };
+    const measured = (durationMs: number, now: number): void => {
+      this.#latency.record(durationMs, now);
+      this.#latencyTrigger?.record(durationMs, now);
+      this.#concurrency.record(durationMs, now);
+    };
+    this.#pipeline = new Pipeline(
       o as ResolvedOptions<unknown>,
+      this.#partitions,
       this.#circuit,
-      {
-        emit,
-        settledListened: () => this.listenerCount('handler.settled') > 0,
-        settle: (delivery, done) => this.#settle(delivery, done),
-        hold: (state, reason, on) => this.#hold(state, reason, on),
-        abandoned: (delivery) => delivery.state.revoked || this.#closeController.signal.aborted,
-        // Cut short when the consumer abandons work on close.
-        sleep: (ms) => sleepUnless(ms, this.#closeController.signal),
-        isRetriable: (error) => this.#isRetriable(error),
-        groupId: () => this.#groupId,
-        error: (error) => this.#error(error, 'handler'),
-      },
-      (durationMs, now) => {
-        this.#latency.record(durationMs, now);
-        this.#latencyTrigger?.record(durationMs, now);
-        this.#concurrency.record(durationMs, now);
-      },
+      hooks,
+      measured,
+      () => this.#state === 'closing' || this.#state === 'closed',
     );
-    this.#attempts = this.#runner.attempts;
-    this.#dispatcher = new Dispatcher(pLimit(o.concurrency), this.#partitions, this.#runner.step);
-    this.#runner.bind(this.#dispatcher);
+    this.#dispatcher = this.#pipeline.dispatcher;
     this.#concurrency = new ConcurrencyControl(o, this.#dispatcher, (event) =>
       emit('concurrency.changed', event),
     );
@@ -432,10 +433,10 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
             `In-flight work did not finish within ${timeoutMs} ms of close().`,
           );
       this.#closeController.abort(reason);
-      this.#attempts.abortAll(reason);
+      this.#pipeline.abortAll(reason);
       this.#circuit.wakeAll();
     }
-    this.#attempts.stop();
+    this.#pipeline.stop();
     for (const timer of this.#timers) clearInterval(timer);
     this.#committer.stop();
     this.#downstream?.stop();
@@ -493,11 +494,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
 
   /** @internal Used by `registerMetrics`: see {@link OBSERVE_ATTEMPTS}. */
   [OBSERVE_ATTEMPTS](observer: AttemptObserver): () => void {
-    this.#runner.observers.push(observer);
-    return () => {
-      const at = this.#runner.observers.indexOf(observer);
-      if (at !== -1) this.#runner.observers.splice(at, 1);
-    };
+    return this.#pipeline.observe(observer);
   }
 
   #assigned(groupId: string, partitions: readonly TopicPartition[]): void {
@@ -528,6 +525,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
     this.#partitions.settled(state, delivery.bytes);
     this.#admitter.released(state);
     this.#queue.check();
+    // The next part of a failed batch starts once this one's messages ended.
+    delivery.segments?.ended();
   }
 
   /** Counts messages holding a partition for `reason`; the reason lasts while any remains. */
@@ -551,7 +550,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   #circuitChanged(state: CircuitState): void {
-    this.#runner.circuitChanged(state);
+    this.#pipeline.circuitChanged(state);
     this.#concurrency.circuitChanged(state);
     // Open: every partition pauses. Half-open: fetching resumes so there is
     // something to probe with; opossum lets one call through at a time.

@@ -188,6 +188,11 @@ export interface HandlerSettledEvent extends MessageRef {
   readonly durationMs: number;
   /** `success`: resolved. `error`: threw or rejected. `timeout`: `handlerTimeoutMs` passed first. */
   readonly outcome: 'success' | 'error' | 'timeout';
+  /**
+   * Messages in the call: 1 for `handler`; with `batchHandler`, the
+   * batch's size (`offset` is then its first message's).
+   */
+  readonly messages: number;
 }
 
 export interface ConsumerStateEvent {

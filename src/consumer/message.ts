@@ -25,6 +25,31 @@ export type MessageHandler<T> = (
   context: HandlerContext,
 ) => Promise<void> | void;
 
+/** A message a batch handler reports as failed, and why: it follows the retry and dead-letter rules alone. */
+export interface BatchFailure<T = Buffer | null> {
+  /** The message as the batch handler received it (matched by identity, else by offset). */
+  readonly message: InboundMessage<T>;
+  /** What went wrong; a `NonRetriableError` (or `retriable: false`) dead-letters it at once. */
+  readonly error: unknown;
+}
+
+/** What a batch handler may resolve with; resolving with nothing means every message is done. */
+export interface BatchResult<T = Buffer | null> {
+  /** Messages that failed; every other message of the batch counts as done. */
+  readonly failed?: readonly BatchFailure<T>[];
+}
+
+/**
+ * Runs once per batch: up to `batch.maxMessages` messages (and
+ * `batch.maxBytes`) in the order the ordering mode keeps. Resolve with
+ * nothing when all are done, with a {@link BatchResult} naming those that
+ * failed, or throw to fail the whole batch (retried whole, then split).
+ */
+export type BatchHandler<T> = (
+  messages: readonly InboundMessage<T>[],
+  context: HandlerContext,
+) => Promise<BatchResult<T> | void> | BatchResult<T> | void;
+
 export type Deserializer<T> = (
   message: KafkaMessage,
   source: { topic: string; partition: number },

@@ -8,9 +8,17 @@ import {
   oneOf,
   optionalFunction,
   plainObject,
+  requiredFunction,
 } from '../shared/validate.js';
+import { singleCall } from './dispatch/batch.js';
 import { SHED_ACTIONS } from './failure/shedding.js';
-import type { InboundMessage, RecordSender, ResolvedOptions } from './options.js';
+import type {
+  BatchHandler,
+  InboundMessage,
+  MessageHandler,
+  RecordSender,
+  ResolvedOptions,
+} from './options.js';
 
 /**
  * The resolvers of the option groups (latency, adaptive concurrency, retry,
@@ -148,6 +156,62 @@ export function resolveAdaptiveConcurrency(
   }
 
   return adaptiveConcurrency;
+}
+
+/**
+ * `handler` or `batchHandler` (exactly one), and `batch`, which only a
+ * batch handler takes. With a batch handler, `handler` is that handler
+ * called on one message: the path a message alone takes.
+ */
+export function resolveBatch<T>(
+  raw: Raw,
+  maxInFlight: number,
+): {
+  handler: MessageHandler<T>;
+  batchHandler: BatchHandler<T> | undefined;
+  batch: ResolvedOptions<T>['batch'];
+} {
+  const batchRaw = plainObject('batch', raw['batch']);
+  if (raw['batchHandler'] === undefined) {
+    if (batchRaw !== undefined) {
+      throw new ConfigError('batch', 'no `batch` option without `batchHandler`', batchRaw);
+    }
+    return {
+      handler: requiredFunction<MessageHandler<T>>('handler', raw['handler']),
+      batchHandler: undefined,
+      batch: undefined,
+    };
+  }
+  if (raw['handler'] !== undefined) {
+    throw new ConfigError(
+      'handler',
+      'no `handler` beside `batchHandler` (they are alternatives: give one)',
+      raw['handler'],
+    );
+  }
+  const batchHandler = requiredFunction<BatchHandler<T>>('batchHandler', raw['batchHandler']);
+  const options = batchRaw ?? {};
+  knownKeys('batch', options, ['maxMessages', 'maxBytes', 'maxWaitMs']);
+  const maxMessages = integer('batch.maxMessages', options['maxMessages'], 100, {
+    min: 1,
+    max: 1_000_000,
+  });
+  if (maxMessages > maxInFlight) {
+    throw new ConfigError(
+      'batch.maxMessages',
+      `at most \`maxInFlight\` (${maxInFlight}): a batch is made of messages in flight`,
+      maxMessages,
+    );
+  }
+  return {
+    handler: singleCall(batchHandler),
+    batchHandler,
+    batch: Object.freeze({
+      maxMessages,
+      maxBytes: integer('batch.maxBytes', options['maxBytes'], 1024 * 1024, { min: 1 }),
+      maxWaitMs: duration('batch.maxWaitMs', options['maxWaitMs'], 10, { min: 0 }),
+    }),
+  };
 }
 
 export function resolveRetry(raw: Raw): Resolved['retry'] {

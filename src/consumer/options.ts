@@ -6,10 +6,25 @@ import {
   type ResolvedDownstreamLag,
 } from './flow/downstream-lag.js';
 import type { ShedOptions } from './failure/shedding.js';
-import type { Deserializer, InboundMessage, MessageHandler, RecordSender } from './message.js';
+import type {
+  BatchHandler,
+  Deserializer,
+  InboundMessage,
+  MessageHandler,
+  RecordSender,
+} from './message.js';
 import type { ProgressAdmin } from './kafka/kafkajs.js';
+import type {
+  AdaptiveConcurrencyOptions,
+  BatchOptions,
+  CircuitBreakerOptions,
+  DeadLetterOptions,
+  LatencyOptions,
+  RetryOptions,
+} from './group-options.js';
 import {
   resolveAdaptiveConcurrency,
+  resolveBatch,
   resolveCircuitBreaker,
   resolveDeadLetter,
   resolveLatency,
@@ -26,7 +41,6 @@ import {
   oneOf,
   optionalFunction,
   plainObject,
-  requiredFunction,
   logger as validLogger,
   clock as validClock,
 } from '../shared/validate.js';
@@ -35,6 +49,9 @@ export type OrderingMode = 'partition' | 'key' | 'unordered';
 export const ORDERING_MODES: readonly OrderingMode[] = ['partition', 'key', 'unordered'];
 
 export type {
+  BatchFailure,
+  BatchHandler,
+  BatchResult,
   Deserializer,
   HandlerContext,
   InboundMessage,
@@ -42,118 +59,32 @@ export type {
   RecordSender,
 } from './message.js';
 
-export interface RetryOptions {
-  /** Attempts in all, the first included. @default 3 */
-  readonly maxAttempts?: number;
-  /** Delay after the first failure. @default 200 */
-  readonly initialDelayMs?: number;
-  /** Upper bound of the delay. @default 30000 */
-  readonly maxDelayMs?: number;
-  /** Growth of the delay per attempt. @default 2 */
-  readonly multiplier?: number;
-  /** Fraction of each delay that is randomized (0..1). @default 0.5 */
-  readonly jitter?: number;
-  /**
-   * Decides whether an error is worth another attempt. It is asked only about
-   * errors that are not already non-retriable: a {@link NonRetriableError} or
-   * an error with `retriable === false` is never retried, whatever it says.
-   * @default every other error is retriable
-   */
-  readonly isRetriable?: (error: Error) => boolean;
-}
-
-export interface DeadLetterOptions {
-  /** Where dead letters are written: acknowledged by all in-sync replicas before the offset counts as done. */
-  readonly producer: RecordSender;
-  /**
-   * The dead-letter topic, or a function of the message choosing it.
-   * @default `${message.topic}.dlq`
-   */
-  readonly topic?: string | ((message: InboundMessage<unknown>) => string);
-  /** Add the error's stack (truncated to `maxStackLength`) as a header. @default false */
-  readonly includeStack?: boolean;
-  /** @default 2000 */
-  readonly maxStackLength?: number;
-  /** First delay between attempts to write a dead letter when the write fails. @default 500 */
-  readonly retryInitialDelayMs?: number;
-  /** @default 30000 */
-  readonly retryMaxDelayMs?: number;
-}
-
-export interface CircuitBreakerOptions {
-  /** Failure percentage over the rolling window that opens the circuit. @default 50 */
-  readonly errorThresholdPercentage?: number;
-  /** Calls in the window before the circuit may open at all. @default 10 */
-  readonly volumeThreshold?: number;
-  /** Time open before a probe is let through (half-open). @default 10000 */
-  readonly resetTimeoutMs?: number;
-  /** Length of the rolling statistics window. @default 10000 */
-  readonly rollingCountTimeoutMs?: number;
-  /** Buckets in the rolling window. @default 10 */
-  readonly rollingCountBuckets?: number;
-  /**
-   * Whether the downstream works, asked of your code instead of a message:
-   * it is the half-open probe, and it decides when every message that could
-   * run is failing (in `partition` ordering every head can be a poison
-   * message, and then only this tells poison from an outage). Resolve true
-   * for healthy; false, a throw, or no answer within `handlerTimeoutMs`
-   * count as down. Without one, the consumer guesses in that case (see
-   * docs/failures.md). @default none
-   */
-  readonly healthCheck?: (signal: AbortSignal) => Promise<boolean>;
-}
-
-export interface LatencyOptions {
-  /** Which percentile of handler time drives the trigger. @default 95 */
-  readonly percentile?: number;
-  /** Pause every partition while the percentile is above this. */
-  readonly pauseAboveMs: number;
-  /**
-   * While paused, calls that end below this are fast probes; the pause ends
-   * after `probes` of them in a row (must be lower than `pauseAboveMs`).
-   * @default pauseAboveMs / 2
-   */
-  readonly resumeBelowMs?: number;
-  /**
-   * Calls let through at once while paused (the concurrency limit drops to
-   * it at once, for admitted work too), and how many fast ones in a row end
-   * the pause. @default 3
-   */
-  readonly probes?: number;
-  /** Length of the rolling window. @default 10000 */
-  readonly windowMs?: number;
-}
-
-export interface AdaptiveConcurrencyOptions {
-  /** @default 1 */
-  readonly minConcurrency?: number;
-  /** @default the `concurrency` option */
-  readonly maxConcurrency?: number;
-  /**
-   * Mean handler latency under which the downstream always counts as
-   * healthy. Above it, the limit compares recent latency with the baseline
-   * it learned (see docs/consumer.md, "Adaptive concurrency").
-   */
-  readonly targetLatencyMs: number;
-  /** The deepest single cut: one step never takes the limit below `limit × decreaseFactor`. @default 0.5 */
-  readonly decreaseFactor?: number;
-  /** @default 1 */
-  readonly increaseStep?: number;
-  /**
-   * How often the limit is reconsidered. A step also waits for calls that
-   * started under the current limit, so a slow downstream is not decided
-   * on faster than it answers. @default 250
-   */
-  readonly intervalMs?: number;
-}
-
+export type {
+  AdaptiveConcurrencyOptions,
+  BatchOptions,
+  CircuitBreakerOptions,
+  DeadLetterOptions,
+  LatencyOptions,
+  RetryOptions,
+} from './group-options.js';
 export interface BackpressureConsumerOptions<T = Buffer | null> {
   /** Topics to subscribe to (names or patterns). */
   readonly topics: readonly (string | RegExp)[];
   /** Start from the earliest offset when the group has no committed offset. @default false */
   readonly fromBeginning?: boolean;
-  /** Runs once per message; resolve when the message is done, throw to retry or dead-letter it. */
-  readonly handler: MessageHandler<T>;
+  /**
+   * Runs once per message; resolve when the message is done, throw to retry or dead-letter it.
+   * @default none: exactly one of `handler` and `batchHandler` is required
+   */
+  readonly handler?: MessageHandler<T>;
+  /**
+   * Runs once per batch of messages, for sinks that are cheaper in bulk
+   * (see docs/failures.md, "Batch handlers"); instead of `handler`.
+   * @default none: exactly one of `handler` and `batchHandler` is required
+   */
+  readonly batchHandler?: BatchHandler<T>;
+  /** How batches for `batchHandler` are formed. @default each field's own default (see {@link BatchOptions}) */
+  readonly batch?: BatchOptions;
   /**
    * Turns the raw message into the handler's `payload`; a throw sends the message to the DLQ at once.
    * @default none: `payload` is the raw `value`
@@ -253,7 +184,17 @@ export interface BackpressureConsumerOptions<T = Buffer | null> {
 export interface ResolvedOptions<T> {
   readonly topics: readonly (string | RegExp)[];
   readonly fromBeginning: boolean;
+  /** The per-message handler; with `batchHandler`, a call of it with one message. */
   readonly handler: MessageHandler<T>;
+  readonly batchHandler: BatchHandler<T> | undefined;
+  /** Set with `batchHandler` only. */
+  readonly batch:
+    | {
+        readonly maxMessages: number;
+        readonly maxBytes: number;
+        readonly maxWaitMs: number;
+      }
+    | undefined;
   readonly deserialize: Deserializer<T> | undefined;
   readonly ordering: OrderingMode;
   readonly concurrency: number;
@@ -307,7 +248,6 @@ export interface ResolvedOptions<T> {
         readonly resetTimeoutMs: number;
         readonly rollingCountTimeoutMs: number;
         readonly rollingCountBuckets: number;
-        readonly healthCheck: ((signal: AbortSignal) => Promise<boolean>) | undefined;
       }
     | undefined;
   readonly commitIntervalMs: number;
@@ -327,6 +267,8 @@ const TOP_KEYS = [
   'topics',
   'fromBeginning',
   'handler',
+  'batchHandler',
+  'batch',
   'deserialize',
   'ordering',
   'concurrency',
@@ -390,6 +332,7 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   const deadLetter = resolveDeadLetter(raw);
   const circuitBreaker = resolveCircuitBreaker(raw);
   const shed = resolveShed(raw, deadLetter);
+  const { handler, batchHandler, batch } = resolveBatch<T>(raw, maxInFlight);
   const logger = validLogger('logger', raw['logger']);
   const clock = validClock('clock', raw['clock']);
 
@@ -423,7 +366,9 @@ export function resolveOptions<T>(input: BackpressureConsumerOptions<T>): Resolv
   return Object.freeze({
     topics: Object.freeze([...(topics as (string | RegExp)[])]),
     fromBeginning: boolean('fromBeginning', raw['fromBeginning'], false),
-    handler: requiredFunction<MessageHandler<T>>('handler', raw['handler']),
+    handler,
+    batchHandler,
+    batch,
     deserialize: optionalFunction<Deserializer<T>>('deserialize', raw['deserialize']),
     ordering: oneOf('ordering', raw['ordering'], ORDERING_MODES, 'partition'),
     concurrency: adaptiveConcurrency ? adaptiveConcurrency.maxConcurrency : concurrency,

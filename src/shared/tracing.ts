@@ -46,6 +46,8 @@ interface TraceOutcome<R> {
 export interface HandleTraceContext extends TraceOutcome<undefined> {
   /** The message as the handler receives it (its `headers` carry any trace context). */
   readonly message: InboundMessage<unknown>;
+  /** A batch handler's call: every message of the batch (`message` is the first). */
+  readonly messages?: readonly InboundMessage<unknown>[];
   readonly groupId: string;
   /** 1 for the first attempt. */
   readonly attempt: number;

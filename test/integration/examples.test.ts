@@ -67,6 +67,18 @@ const EXAMPLES: readonly {
 }[] = [
   { file: 'examples/dlq-and-retries.ts', timeoutMs: 90_000 },
   { file: 'examples/graceful-shutdown.ts', timeoutMs: 90_000 },
+  {
+    // Every valid order is one row, whatever the duplicates; the invalid ones dead-lettered alone.
+    file: 'examples/bulk-insert.ts',
+    args: ['--ci'],
+    timeoutMs: 90_000,
+    summary: (s) => {
+      expect(s['rows']).toBe(4997);
+      expect(s['deadLettered']).toBe(3);
+      // Batches, not a call per message.
+      expect(s['calls']).toBeLessThan(100);
+    },
+  },
   { file: 'examples/basic-consumer.ts', timeoutMs: 110_000 },
   { file: 'examples/circuit-breaker-http.ts', timeoutMs: 110_000 },
   {

@@ -220,6 +220,50 @@ describe('Circuit.probe: the half-open probe', () => {
     expect(c.state).toBe('closed');
   });
 
+  it('a close by a probe that told nothing is on trial: the first counted failure reopens it', async () => {
+    const { circuit: c, states } = circuit();
+    await halfOpen(c);
+    expect(c.onTrial).toBe(false);
+    await expect(c.probe(() => Promise.reject(new NotCounted('poison')), true)).rejects.toThrow();
+    expect(c.state).toBe('closed');
+    expect(c.onTrial).toBe(true);
+    // A success ends the trial.
+    c.record(false, 0);
+    expect(c.onTrial).toBe(false);
+    await vi.advanceTimersByTimeAsync(0);
+    // Tried again: a close by an exhausted message's probe, then one counted failure.
+    record(c, settings.volumeThreshold, true);
+    await vi.advanceTimersByTimeAsync(settings.resetTimeoutMs);
+    await expect(c.probe(() => Promise.reject(new Error('again')), false)).rejects.toThrow();
+    expect(c.onTrial).toBe(true);
+    c.record(true, 0);
+    expect(c.state).toBe('open');
+    expect(c.onTrial).toBe(false);
+    expect(states).toEqual(['open', 'half-open', 'closed', 'open', 'half-open', 'closed', 'open']);
+  });
+
+  it('a success ends the trial: after it the window rule holds again', async () => {
+    const { circuit: c } = circuit();
+    await halfOpen(c);
+    await expect(c.probe(() => Promise.reject(new Error('again')), false)).rejects.toThrow();
+    c.record(false, 0);
+    expect(c.onTrial).toBe(false);
+    record(c, settings.volumeThreshold - 2, true);
+    expect(c.state).toBe('closed');
+    c.record(true, 0);
+    expect(c.state).toBe('open');
+  });
+
+  it('a close by a probe that succeeded is not on trial', async () => {
+    const { circuit: c } = circuit();
+    await halfOpen(c);
+    await c.probe(() => Promise.resolve(), true);
+    expect(c.state).toBe('closed');
+    expect(c.onTrial).toBe(false);
+    c.record(true, 0);
+    expect(c.state).toBe('closed');
+  });
+
   it('refuses a second probe while one is out, then takes the first one’s verdict', async () => {
     const { circuit: c } = circuit();
     await halfOpen(c);

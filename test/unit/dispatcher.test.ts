@@ -86,7 +86,9 @@ function harness(
     },
   };
 
-  const step: Step = (delivery, free) => {
+  const step: Step = (unit, free) => {
+    // No batch handler here: every unit is a message.
+    const delivery = unit as Delivery;
     active += 1;
     h.maxActive = Math.max(h.maxActive, active);
     h.started.push(delivery);

@@ -315,18 +315,6 @@ describe('FailureEvidence: counts, marks and stalls', () => {
     expect(e.served(later)).toBe(false);
   });
 
-  it('a closing of the circuit starts the evidence afresh', () => {
-    const e = new FailureEvidence(50, 4, 20, 1000);
-    e.failed(first, false, 0);
-    const mark = e.mark();
-    for (let i = 0; i < 100; i += 1) e.failed(first, false, 0);
-    expect(e.current(mark)).toBe(mark);
-    e.circuitClosed();
-    expect(e.current(mark)).not.toBe(mark);
-    for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 0);
-    expect(e.served(mark)).toBe(true);
-  });
-
   it('a health check passed after the mark is service; one before it is not', () => {
     const e = new FailureEvidence(50, 4, 20, 1000);
     e.healthy();
@@ -336,8 +324,15 @@ describe('FailureEvidence: counts, marks and stalls', () => {
     expect(e.served(mark)).toBe(true);
   });
 
-  it('a stall: exhausted messages failing in a row; anything else ending restarts the count', () => {
+  /** Evidence whose downstream is in doubt at `now` 0: the circuit just opened. */
+  const inDoubt = () => {
     const e = new FailureEvidence(50, 4, 20, 1000);
+    e.circuitOpened(0);
+    return e;
+  };
+
+  it('a stall: exhausted messages failing in a row; anything else ending restarts the count', () => {
+    const e = inDoubt();
     for (let i = 0; i < 3; i += 1) e.failed(retry, true, 0);
     expect(e.stalled(1, 0)).toBe(false);
     e.succeeded(retry, true, 0);
@@ -350,7 +345,7 @@ describe('FailureEvidence: counts, marks and stalls', () => {
   });
 
   it('a stall is per failing message: twice as long with two of them', () => {
-    const e = new FailureEvidence(50, 4, 20, 1000);
+    const e = inDoubt();
     for (let i = 0; i < 7; i += 1) e.failed(retry, true, 0);
     expect(e.stalled(1, 0)).toBe(true);
     expect(e.stalled(2, 0)).toBe(false);
@@ -358,27 +353,54 @@ describe('FailureEvidence: counts, marks and stalls', () => {
     expect(e.stalled(2, 0)).toBe(true);
   });
 
-  it('short while the latest first attempts clearly went well lately, long when they are old or the circuit opened', () => {
+  it('short while the latest first attempts fail at or under the threshold, long while the downstream is in doubt', () => {
+    const quiet = (e: FailureEvidence, n: number) => {
+      for (let i = 0; i < n; i += 1) e.failed(retry, true, 0);
+    };
+    // At the start nothing says the downstream fails: a lone poison message is not held long.
+    const fresh = new FailureEvidence(50, 10, 20, 1000);
+    expect(fresh.inDoubt(0)).toBe(false);
+    quiet(fresh, 2);
+    expect(fresh.stalled(1, 0)).toBe(true);
+
     const e = new FailureEvidence(50, 10, 20, 1000);
-    for (let i = 0; i < 19; i += 1) e.succeeded(first, false, 0);
-    e.failed(retry, true, 0);
-    e.failed(retry, true, 0);
-    // 19 of the latest 20 first attempts: too few to say.
+    for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 0);
+    expect(e.inDoubt(0)).toBe(false);
+    // 11 of the latest 20 failing: above the threshold.
+    for (let i = 0; i < 11; i += 1) e.failed(first, false, 0);
+    expect(e.inDoubt(0)).toBe(true);
+    quiet(e, 2);
     expect(e.stalled(1, 0)).toBe(false);
+    // 10 of 20 is at the threshold, not above it.
+    for (let i = 0; i < 9; i += 1) e.succeeded(first, false, 0);
+    expect(e.inDoubt(0)).toBe(true);
     e.succeeded(first, false, 0);
-    e.failed(retry, true, 0);
-    e.failed(retry, true, 0);
+    expect(e.inDoubt(0)).toBe(false);
+    quiet(e, 2);
     expect(e.stalled(1, 0)).toBe(true);
-    // Once they are older than recentMs, they no longer count.
+    // Once the latest are older than recentMs, every message in flight has been failing.
+    expect(e.inDoubt(1001)).toBe(true);
     expect(e.stalled(1, 1001)).toBe(false);
-    e.circuitOpened();
-    expect(e.stalled(1, 0)).toBe(false);
-    for (let i = 0; i < 8; i += 1) e.failed(retry, true, 0);
-    expect(e.stalled(1, 0)).toBe(true);
+  });
+
+  it('an opened circuit puts the downstream in doubt for recentMs, and until enough first attempts came after', () => {
+    const e = new FailureEvidence(50, 10, 20, 1000);
+    for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 0);
+    e.circuitOpened(500);
+    expect(e.inDoubt(500)).toBe(true);
+    // A flapping downstream serves between failures: good first attempts right after an opening do not count.
+    for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 1400);
+    expect(e.inDoubt(1500)).toBe(true);
+    expect(e.inDoubt(1501)).toBe(false);
+    e.circuitOpened(2000);
+    for (let i = 0; i < 19; i += 1) e.succeeded(first, false, 3500);
+    expect(e.inDoubt(3500)).toBe(true);
+    e.succeeded(first, false, 3500);
+    expect(e.inDoubt(3500)).toBe(false);
   });
 
   it('each guess doubles the next stall, up to a cap; a success of a message with attempts left resets it', () => {
-    const e = new FailureEvidence(50, 4, 20, 1000);
+    const e = inDoubt();
     const quietUntilStalled = () => {
       let n = 0;
       while (!e.stalled(1, 0)) {

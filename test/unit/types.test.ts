@@ -122,6 +122,28 @@ describe('public API types', () => {
     });
   });
 
+  it("a batch handler's messages follow deserialize, and it may name failed messages", () => {
+    typeOnly(() => {
+      const typed = new BackpressureConsumer(port, {
+        topics: ['orders'],
+        deserialize: (m) => JSON.parse(String(m.value)) as Order,
+        batch: { maxMessages: 500, maxBytes: 1_000_000, maxWaitMs: 20 },
+        batchHandler: async (messages, context) => {
+          expectTypeOf(messages).toEqualTypeOf<readonly InboundMessage<Order>[]>();
+          expectTypeOf(context.signal).toEqualTypeOf<AbortSignal>();
+          return { failed: [{ message: messages[0]!, error: new Error('refused') }] };
+        },
+      });
+      expectTypeOf(typed).toEqualTypeOf<BackpressureConsumer<Order>>();
+      new BackpressureConsumer(port, {
+        topics: ['orders'],
+        batchHandler: () => undefined,
+        // @ts-expect-error maxMessages is a number
+        batch: { maxMessages: '500' },
+      });
+    });
+  });
+
   it('each event name has its payload type, and unknown names are rejected', () => {
     typeOnly(() => {
       const consumer = new BackpressureConsumer(port, { topics: ['t'], handler: () => undefined });
@@ -419,8 +441,8 @@ describe('public API types', () => {
         // @ts-expect-error the breaker is configured with an object or disabled with false
         circuitBreaker: true,
       };
-      // @ts-expect-error topics and handler are required
-      const missing: BackpressureConsumerOptions = { topics: ['t'] };
+      // @ts-expect-error topics are required (handler or batchHandler: checked at construction)
+      const missing: BackpressureConsumerOptions = { handler: () => undefined };
       new BackpressureConsumer(port, {
         topics: ['t'],
         handler: () => undefined,

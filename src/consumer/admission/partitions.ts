@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { OffsetTracker } from '../offsets/tracker.js';
 import { tpKey, type TopicPartition } from '../../shared/topic-partition.js';
-import type { Delivery } from '../dispatch/delivery.js';
+import type { Unit } from '../dispatch/batch.js';
 import { LaneQueue } from '../dispatch/lanes.js';
 import type { OrderingMode } from '../options.js';
 
@@ -16,7 +16,7 @@ export class PartitionState implements TopicPartition {
   readonly key: string;
   readonly tracker = new OffsetTracker();
   /** Its messages waiting to run, in the order the ordering mode allows. */
-  readonly lanes: LaneQueue<Delivery>;
+  readonly lanes: LaneQueue<Unit>;
   /** Done messages of this partition's topic (shared per topic, outlives the partition). */
   readonly consumed: { count: number };
   /** Set when the partition is taken away: its work is no longer ours to commit. */
@@ -35,6 +35,8 @@ export class PartitionState implements TopicPartition {
   shareFull = false;
   /** Messages of this partition holding it at a failure (dead letter not written, or attempts exhausted without a DLQ). */
   holding = 0;
+  /** With `batchHandler`: since when its runnable messages wait for a batch to fill (consumer clock). */
+  lingerSince: number | undefined = undefined;
   /** In the dispatcher's ring of partitions with runnable messages. */
   inRing = false;
   /**
@@ -49,7 +51,7 @@ export class PartitionState implements TopicPartition {
     this.topic = topic;
     this.partition = partition;
     this.key = tpKey(topic, partition);
-    this.lanes = new LaneQueue<Delivery>(mode);
+    this.lanes = new LaneQueue<Unit>(mode);
     this.consumed = consumed;
   }
 }

@@ -1,12 +1,14 @@
 import { HandlerTimeoutError } from '../../errors.js';
 import type { Clock } from '../../shared/clock.js';
 import { handleChannel, traceEnded, type HandleTraceContext } from '../../shared/tracing.js';
-import type { HandlerContext, InboundMessage, MessageHandler } from '../options.js';
+import type { HandlerContext, InboundMessage } from '../options.js';
+import { isThenable } from '../../shared/thenable.js';
 
 /**
- * Where an attempt's end is reported: `failed` false, or what the handler
- * threw (any value), or the reason its deadline or close gave; when (`now`,
- * on the consumer's clock) and after how long. `token` is what the caller
+ * Where an attempt's end is reported: `failed` false with what the handler
+ * resolved to (a batch handler's result), or what the handler threw (any
+ * value), or the reason its deadline or close gave; when (`now`, on the
+ * consumer's clock) and after how long. `token` is what the caller
  * passed to {@link Attempts.run}: reporting to one sink with a token, rather
  * than to a callback made per attempt, allocates nothing per message.
  */
@@ -21,10 +23,11 @@ export interface AttemptSink<K> {
  * running list keeps every deadline. The handler's signal is made only
  * when the handler reads it.
  */
-export class Attempts<K> {
+export class Attempts<K, A = InboundMessage<unknown>> {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
-  readonly #handler: MessageHandler<unknown>;
+  /** Called with one message, or with a batch of them (`A` is then an array). */
+  readonly #handler: (argument: A, context: HandlerContext) => unknown;
   readonly #sink: AttemptSink<K>;
   /** Called as each attempt ends, with its duration: the latency window's feed. */
   readonly #measured: (durationMs: number, now: number) => void;
@@ -38,7 +41,7 @@ export class Attempts<K> {
   constructor(
     clock: Clock,
     timeoutMs: number,
-    handler: MessageHandler<unknown>,
+    handler: (argument: A, context: HandlerContext) => unknown,
     sink: AttemptSink<K>,
     measured: (durationMs: number, now: number) => void,
     groupId: () => string = () => '',
@@ -52,12 +55,7 @@ export class Attempts<K> {
   }
 
   /** Calls the handler once; its end reaches `sink` (the constructor's by default) exactly once. */
-  run(
-    message: InboundMessage<unknown>,
-    attempt: number,
-    token: K,
-    sink: AttemptSink<K> = this.#sink,
-  ): void {
+  run(message: A, attempt: number, token: K, sink: AttemptSink<K> = this.#sink): void {
     const now = this.#clock.now();
     const live = new LiveAttempt(this, attempt, now, now + this.#timeoutMs, sink, token);
     this.#link(live);
@@ -72,19 +70,26 @@ export class Attempts<K> {
       live.end(true, thrown);
       return;
     }
-    if (result === undefined) {
-      live.end(false, undefined);
+    if (result === undefined || !isThenable(result)) {
+      live.end(false, result);
       return;
     }
-    Promise.resolve(result).then(
-      () => live.end(false, undefined),
+    result.then(
+      (value: unknown) => live.end(false, value),
       (thrown: unknown) => live.end(true, thrown),
     );
   }
 
   /** The handler called within the `handle` channel's stores; its end is published as the attempt ends. */
-  #traced(message: InboundMessage<unknown>, attempt: number, live: LiveAttempt<K>): unknown {
-    const context: HandleTraceContext = { message, groupId: this.#groupId(), attempt };
+  #traced(message: A, attempt: number, live: LiveAttempt<K>): unknown {
+    const context: HandleTraceContext = Array.isArray(message)
+      ? {
+          message: message[0] as InboundMessage<unknown>,
+          messages: message as InboundMessage<unknown>[],
+          groupId: this.#groupId(),
+          attempt,
+        }
+      : { message: message as InboundMessage<unknown>, groupId: this.#groupId(), attempt };
     live.traced(context);
     try {
       return handleChannel.start.runStores(context, this.#handler, undefined, message, live);
@@ -156,7 +161,7 @@ export class Attempts<K> {
  */
 class LiveAttempt<K> implements HandlerContext {
   readonly attempt: number;
-  readonly #owner: Attempts<K>;
+  readonly #owner: { settled(live: LiveAttempt<K>): number };
   readonly #sink: AttemptSink<K>;
   readonly #token: K;
   readonly #started: number;
@@ -170,7 +175,7 @@ class LiveAttempt<K> implements HandlerContext {
   #trace: HandleTraceContext | undefined = undefined;
 
   constructor(
-    owner: Attempts<K>,
+    owner: { settled(live: LiveAttempt<K>): number },
     attempt: number,
     started: number,
     deadline: number,

@@ -2,6 +2,7 @@ import type { PartitionState } from '../admission/partitions.js';
 import type { EvidenceMark } from '../failure/evidence.js';
 import type { RawMessage } from '../kafka/port.js';
 import type { InboundMessage } from '../options.js';
+import type { Segments } from './batch.js';
 import type { LaneItem } from './lanes.js';
 
 /**
@@ -37,8 +38,16 @@ export class Delivery implements LaneItem {
   blamed = false;
   /** Parked for the circuit without being blamed: counted until it runs again. */
   waitingForCircuit = false;
+  /** Waited once for a circuit closed on trial (see the runner): the next time it runs regardless. */
+  waitedForTrial = false;
   /** Where its evidence begins (set at its first failure): what others did since tells poison from outage. */
   mark: EvidenceMark | undefined = undefined;
+  /** With `batchHandler`: runs alone from now on (taken alone, or out of a failed batch). */
+  alone = false;
+  /** With `batchHandler`: the failed batch's parts it is among; told when it ends. */
+  segments: Segments | undefined = undefined;
+  /** With `batchHandler`: the error the batch handler reported for it, not yet acted on. */
+  pendingError: Error | undefined = undefined;
 
   constructor(
     state: PartitionState,

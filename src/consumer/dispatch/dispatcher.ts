@@ -1,7 +1,24 @@
 import type { LimitFunction } from 'p-limit';
 import type { PartitionState, Partitions } from '../admission/partitions.js';
 import { concurrencyShare } from '../admission/fair-share.js';
-import type { Delivery } from './delivery.js';
+import type { Clock } from '../../shared/clock.js';
+import { Batch, type Unit } from './batch.js';
+import { Delivery } from './delivery.js';
+
+/** With `batchHandler`: how batches are taken from the lanes. */
+export interface BatchTaking {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+  readonly maxWaitMs: number;
+  /** Calls a batch gets before it is split (`retry.maxAttempts`). */
+  readonly maxAttempts: number;
+  readonly clock: Clock;
+  /** True while lingering would only delay the end (closing): batches go as they are. */
+  hurry(): boolean;
+}
+
+const joins = (unit: Unit): boolean => unit instanceof Delivery && !unit.alone;
+const bytesOf = (unit: Unit): number => (unit instanceof Delivery ? unit.bytes : 0);
 
 /** Messages a worker runs back to back without yielding, when handlers settle synchronously. */
 const SYNC_RUN = 256;
@@ -14,7 +31,7 @@ const SYNC_RUN = 256;
  * retry, the circuit, or a dead-letter write) and will come back through
  * {@link Dispatcher.requeue} or end through {@link Dispatcher.finished}.
  */
-export type Step = (delivery: Delivery, free: (done: boolean) => void) => void;
+export type Step = (unit: Unit, free: (done: boolean) => void) => void;
 
 /**
  * Hands runnable messages to workers, at most `concurrency` of them at
@@ -32,6 +49,11 @@ export type Step = (delivery: Delivery, free: (done: boolean) => void) => void;
  * partition with nothing running: a slow partition, or a slow key, can
  * never hold every slot, so another partition's next message always finds
  * one, and the share rule takes over as the slow handlers end.
+ *
+ * With `batchHandler` a worker takes a batch where it would take a message
+ * (see {@link LaneQueue.takeRun}), so the concurrency counts batches. A
+ * partition whose runnable messages would make a short batch lingers, up
+ * to `batch.maxWaitMs`, while other partitions are served.
  */
 export class Dispatcher {
   readonly #limit: LimitFunction;
@@ -52,11 +74,23 @@ export class Dispatcher {
    * arrives or the limit changes.
    */
   #blocked = false;
+  readonly #batch: BatchTaking | undefined;
+  /** Wakes workers when the earliest lingering partition's wait is over. */
+  #lingerTimer: NodeJS.Timeout | undefined;
+  #lingerDeadline = Number.POSITIVE_INFINITY;
 
-  constructor(limit: LimitFunction, partitions: Partitions, step: Step) {
+  constructor(limit: LimitFunction, partitions: Partitions, step: Step, batch?: BatchTaking) {
     this.#limit = limit;
     this.#partitions = partitions;
     this.#step = step;
+    this.#batch = batch;
+  }
+
+  /** Clears the linger timer (on close). */
+  stop(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    this.#lingerDeadline = Number.POSITIVE_INFINITY;
   }
 
   /** Steps running now: handler calls, deserializers, shedding. */
@@ -85,15 +119,16 @@ export class Dispatcher {
   push(delivery: Delivery): void {
     const state = delivery.state;
     state.lanes.push(delivery);
+    if (this.#batch !== undefined) state.lingerSince ??= this.#batch.clock.now();
     this.#ready(state);
     this.#blocked = false;
     this.#wake();
   }
 
-  /** A parked message may run again. */
-  requeue(delivery: Delivery): void {
-    const state = delivery.state;
-    state.lanes.requeue(delivery);
+  /** A parked message (or batch) may run again. */
+  requeue(unit: Unit): void {
+    const state = unit.state;
+    state.lanes.requeue(unit);
     this.#ready(state);
     this.#blocked = false;
     this.#wake();
@@ -124,7 +159,7 @@ export class Dispatcher {
   }
 
   /** The next message a worker may run now, taking partitions in turn within their shares. */
-  take(): Delivery | undefined {
+  take(): Unit | undefined {
     if (this.#workers > this.#limit.concurrency) return undefined;
     const ring = this.#ring;
     const concurrency = this.#limit.concurrency;
@@ -148,7 +183,11 @@ export class Dispatcher {
         this.#cursor += 1;
         continue;
       }
-      const delivery = state.lanes.take()!;
+      if (this.#batch !== undefined && this.#lingering(state, this.#batch)) {
+        this.#cursor += 1;
+        continue;
+      }
+      const delivery = this.#batch === undefined ? state.lanes.take()! : this.#takeBatch(state);
       if (state.running === 0) this.#runningPartitions += 1;
       state.running += 1;
       delivery.working = true;
@@ -163,13 +202,56 @@ export class Dispatcher {
     return undefined;
   }
 
+  /**
+   * Whether the partition's runnable messages wait for more: too few for a
+   * full batch, and none of them has waited `maxWaitMs` yet. A batch or a
+   * message put back after a failure never waits.
+   */
+  #lingering(state: PartitionState, batch: BatchTaking): boolean {
+    const head = state.lanes.peek();
+    if (head === undefined || !joins(head) || batch.maxWaitMs === 0) return false;
+    if (state.lanes.size >= batch.maxMessages || state.bytes >= batch.maxBytes) return false;
+    if (batch.hurry()) return false;
+    const now = batch.clock.now();
+    const deadline = (state.lingerSince ?? now) + batch.maxWaitMs;
+    if (deadline <= now) return false;
+    if (deadline < this.#lingerDeadline) {
+      if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+      this.#lingerDeadline = deadline;
+      this.#lingerTimer = setTimeout(() => {
+        this.#lingerTimer = undefined;
+        this.#lingerDeadline = Number.POSITIVE_INFINITY;
+        this.#blocked = false;
+        this.#wake();
+      }, deadline - now);
+      this.#lingerTimer.unref();
+    }
+    return true;
+  }
+
+  /** A batch from the partition's lanes, or the one message or batch put back first. */
+  #takeBatch(state: PartitionState): Unit {
+    const batch = this.#batch!;
+    const run = state.lanes.takeRun(batch.maxMessages, batch.maxBytes, joins, bytesOf);
+    const first = run[0]!;
+    if (joins(first)) {
+      // Whatever is left has waited since now at most.
+      state.lingerSince = state.lanes.size > 0 ? batch.clock.now() : undefined;
+    }
+    if (run.length === 1) {
+      if (first instanceof Delivery) first.alone = true;
+      return first;
+    }
+    return new Batch(state, run as Delivery[], batch.maxAttempts);
+  }
+
   #leave(state: PartitionState): void {
     state.inRing = false;
     this.#ring.splice(this.#cursor, 1);
   }
 
-  /** @internal A worker's step is over: done (its lane moves on) or parked. */
-  released(delivery: Delivery, done: boolean): void {
+  /** @internal A worker's step is over: done (its lane moves on) or parked. A batch's messages end through {@link finished}. */
+  released(delivery: Unit, done: boolean): void {
     const state = delivery.state;
     state.running -= 1;
     if (state.running === 0) this.#runningPartitions -= 1;
@@ -183,7 +265,7 @@ export class Dispatcher {
   }
 
   /** @internal */
-  run(delivery: Delivery, free: (done: boolean) => void): void {
+  run(delivery: Unit, free: (done: boolean) => void): void {
     this.#step(delivery, free);
   }
 
@@ -199,7 +281,7 @@ export class Dispatcher {
 class Worker {
   readonly #dispatcher: Dispatcher;
   readonly #exit: () => void;
-  #current: Delivery | undefined;
+  #current: Unit | undefined;
   /** Inside `loop`'s call of the step: a free() then continues the loop instead of recursing. */
   #calling = false;
   #freedDuringCall = false;

@@ -44,6 +44,11 @@ export class Fifo<T> {
     else this.#items.unshift(item);
   }
 
+  /** The item {@link shift} would return, left in place. */
+  peek(): T | undefined {
+    return this.#head === this.#items.length ? undefined : this.#items[this.#head];
+  }
+
   shift(): T | undefined {
     if (this.#head === this.#items.length) return undefined;
     const item = this.#items[this.#head];
@@ -74,11 +79,16 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
   readonly #mode: OrderingMode;
   /** Messages allowed to run now (each the head of its lane), oldest first. */
   readonly #ready = new Fifo<T>();
-  /** `partition` ordering: whether the lane's head is out, and what waits behind it. */
-  #out = false;
+  /**
+   * `partition` ordering: messages of the lane out (one, or a batch's
+   * run), and what waits behind them.
+   */
+  #out = 0;
   readonly #waiting = new Fifo<T>();
   /** `key` ordering: a key's messages behind the one out or ready; present while any is. */
   readonly #keys = new Map<string, Fifo<T>>();
+  /** `key` ordering, batches: messages of a key out beside its head; the lane moves on when none is. */
+  readonly #keyOut = new Map<string, number>();
   /** Emptied key lanes kept for reuse: keys come and go with every message in `key` ordering. */
   readonly #spare: Fifo<T>[] = [];
   #size = 0;
@@ -108,7 +118,7 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
         this.#ready.push(item);
         return;
       case 'partition':
-        if (this.#out || this.#ready.size > 0) this.#waiting.push(item);
+        if (this.#out > 0 || this.#ready.size > 0) this.#waiting.push(item);
         else this.#ready.push(item);
         return;
       case 'key': {
@@ -128,8 +138,85 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
     const item = this.#ready.shift();
     if (item === undefined) return undefined;
     this.#size -= 1;
-    if (this.#mode === 'partition') this.#out = true;
+    // Fresh heads reach `#ready` only while nothing is out; an item put
+    // back by `requeue` is already counted out.
+    if (this.#mode === 'partition' && this.#out === 0) this.#out = 1;
     return item;
+  }
+
+  /** The next message {@link take} would return, left in place. */
+  peek(): T | undefined {
+    return this.#ready.peek();
+  }
+
+  /**
+   * Batches: the next message allowed to run, and after it, when `joins`
+   * says it may be batched, the messages the ordering lets run beside it,
+   * up to `max` messages and `maxBytes` (the first always fits). In
+   * `partition` ordering that is the lane's next messages in order; in
+   * `key` ordering other keys' heads, then the messages behind each head
+   * in its key's order; `unordered`, the next runnable ones. Each is out until
+   * {@link done}: a lane moves on once all of its messages in the batch
+   * are done, so no two batches out hold the same lane.
+   */
+  takeRun(
+    max: number,
+    maxBytes: number,
+    joins: (item: T) => boolean,
+    size: (item: T) => number,
+  ): T[] {
+    const first = this.take();
+    if (first === undefined) return [];
+    const run = [first];
+    if (!joins(first)) return run;
+    let bytes = size(first);
+    const fits = (item: T | undefined): item is T => {
+      if (item === undefined || run.length >= max || bytes + size(item) > maxBytes) return false;
+      bytes += size(item);
+      return true;
+    };
+    switch (this.#mode) {
+      case 'partition':
+        while (fits(this.#waiting.peek())) {
+          run.push(this.#waiting.shift()!);
+          this.#size -= 1;
+          this.#out += 1;
+        }
+        return run;
+      case 'key': {
+        // Keys' heads first, so a hot key does not fill the batch alone;
+        // then what waits behind each head, in order.
+        for (let next = this.#ready.peek(); next !== undefined && joins(next) && fits(next);) {
+          run.push(this.#ready.shift()!);
+          this.#size -= 1;
+          next = this.#ready.peek();
+        }
+        const heads = run.length;
+        for (let i = 0; i < heads; i += 1) this.#takeKey(run[i]!, run, fits);
+        return run;
+      }
+      case 'unordered':
+        for (let next = this.#ready.peek(); next !== undefined && joins(next) && fits(next);) {
+          run.push(this.#ready.shift()!);
+          this.#size -= 1;
+          next = this.#ready.peek();
+        }
+        return run;
+    }
+  }
+
+  /** `key` ordering: the messages behind `head` in its key's lane join the run, in order. */
+  #takeKey(head: T, run: T[], fits: (item: T | undefined) => item is T): void {
+    const lane = this.#keys.get(head.laneKey);
+    if (lane === undefined) return;
+    let taken = 0;
+    while (fits(lane.peek())) {
+      run.push(lane.shift()!);
+      taken += 1;
+    }
+    if (taken === 0) return;
+    this.#size -= taken;
+    this.#keyOut.set(head.laneKey, (this.#keyOut.get(head.laneKey) ?? 0) + taken);
   }
 
   /**
@@ -148,12 +235,19 @@ export class LaneQueue<T extends LaneItem = LaneItem> {
       case 'unordered':
         return;
       case 'partition': {
-        this.#out = false;
+        if (this.#out > 0) this.#out -= 1;
+        if (this.#out > 0) return;
         const next = this.#waiting.shift();
         if (next !== undefined) this.#ready.push(next);
         return;
       }
       case 'key': {
+        const out = this.#keyOut.get(item.laneKey);
+        if (out !== undefined) {
+          if (out === 1) this.#keyOut.delete(item.laneKey);
+          else this.#keyOut.set(item.laneKey, out - 1);
+          return;
+        }
         const lane = this.#keys.get(item.laneKey);
         if (lane === undefined) return;
         const next = lane.shift();

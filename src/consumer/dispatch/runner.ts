@@ -3,7 +3,7 @@ import type { PartitionState } from '../admission/partitions.js';
 import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
 import type { Circuit } from '../failure/breaker.js';
 import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
-import { FailureEvidence } from '../failure/evidence.js';
+import { FailureEvidence, type EvidenceMark } from '../failure/evidence.js';
 import { decideFailure } from '../failure/policy.js';
 import { shedAge } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
@@ -12,6 +12,7 @@ import { deadLetterChannel } from '../../shared/tracing.js';
 import { Attempts, type AttemptSink } from './attempts.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
+import { isThenable } from '../../shared/thenable.js';
 
 /** Reports an attempt's outcome and duration; metrics keep their histograms through these. */
 export type AttemptObserver = (
@@ -106,14 +107,50 @@ export class Runner implements AttemptSink<Delivery> {
     );
   }
 
-  /** The circuit closed (failing messages' evidence starts again from here) or opened. */
+  /** The circuit opened: the latest first attempts no longer say the downstream works. */
   circuitChanged(state: 'closed' | 'open' | 'half-open'): void {
-    if (state === 'closed') this.#evidence.circuitClosed();
-    else if (state === 'open') this.#evidence.circuitOpened();
+    if (state === 'open') this.#evidence.circuitOpened(this.#options.clock.now());
   }
 
   bind(dispatcher: Dispatcher): void {
     this.#dispatcher = dispatcher;
+  }
+
+  /**
+   * A batch handler call ended (`first`: the batch's first call). Its
+   * outcome is evidence like a message's: a batch that succeeds says the
+   * downstream works, one that fails on its first call is a failing sample.
+   */
+  batchEnded(failed: boolean, first: boolean, now: number): void {
+    if (failed) this.#evidence.failed(first, false, now);
+    else this.#evidence.succeeded(first, false, now);
+  }
+
+  /** Where the evidence of a message failing now would begin (a failed batch's, for its parts). */
+  mark(): EvidenceMark {
+    return this.#evidence.mark();
+  }
+
+  /**
+   * A message the batch handler reported as failed (its call charged):
+   * from here it is alone, under the failure policy like any message.
+   */
+  failedAlone(d: Delivery, error: Error): void {
+    try {
+      this.#begin(d);
+      this.#countFailure(d, error, this.#options.clock.now(), false);
+      this.#failed(d, noop, error, false);
+    } catch (unexpected) {
+      this.#hooks.error(toError(unexpected));
+    }
+  }
+
+  /** The message starts its first call here: until it has used its attempts, its calls tell something. */
+  #begin(d: Delivery): void {
+    if (d.started) return;
+    d.started = true;
+    d.telling = true;
+    this.#tellingLive += 1;
   }
 
   /** The dispatcher's step (see {@link Step}). */
@@ -127,9 +164,7 @@ export class Runner implements AttemptSink<Delivery> {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
       if (!d.started) {
-        d.started = true;
-        d.telling = true;
-        this.#tellingLive += 1;
+        this.#begin(d);
         if (o.shed) {
           const ageMs = shedAge(d.raw.timestamp, Date.now(), o.shed.maxAgeMs);
           if (ageMs !== undefined) return this.#shed(d, ageMs, free);
@@ -283,7 +318,13 @@ export class Runner implements AttemptSink<Delivery> {
 
   #attempt(d: Delivery, free: (done: boolean) => void): void {
     const circuit = this.#circuit;
-    if (circuit.state === 'closed') return this.attempts.run(d.message, d.attempts + 1, d);
+    if (circuit.state === 'closed') {
+      if (circuit.onTrial && !this.#telling(d) && !d.waitedForTrial) {
+        return this.#waitForTrial(d, free);
+      }
+      d.waitedForTrial = false;
+      return this.attempts.run(d.message, d.attempts + 1, d);
+    }
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
     // Half-open: one probe goes through opossum (the health check, when
     // there is one); the rest are refused and wait, those that failed
@@ -344,30 +385,37 @@ export class Runner implements AttemptSink<Delivery> {
       }
       const telling = this.#telling(d);
       // The breaker counts a message that used its attempts only while the
-      // latest first attempts say the downstream is failing: otherwise it is
-      // likely poison, and counting it would open the circuit on poison.
+      // downstream's health is in doubt: while the latest first attempts
+      // clearly say it works, the message is likely poison, and counting
+      // it would open the circuit on poison.
       // Not counting it at all, an outage whose victims have all used their
       // attempts would leave the breaker nothing to count.
-      const counted = closed && (telling || this.#evidence.failingLately(now));
+      const counted = closed && (telling || this.#evidence.inDoubt(now));
       if (error === undefined) {
         this.#evidence.succeeded(d.failedCalls === 0, !telling, now);
         if (counted) this.#circuit.record(false, now);
         return this.#finish(d, true, free);
       }
-      const retriable = this.#hooks.isRetriable(error);
-      if (counted) this.#circuit.record(retriable, now);
-      if (retriable) {
-        this.#evidence.failed(d.failedCalls === 0, !telling, now);
-        // Its evidence begins after its own first failure.
-        d.mark ??= this.#evidence.mark();
-      }
-      d.failedCalls += 1;
-      if (!this.#telling(d)) this.#exhaust(d);
+      this.#countFailure(d, error, now, counted);
       this.#failed(d, free, error, false);
     } catch (unexpected) {
       // This runs in a promise reaction, where a throw would escape.
       this.#unexpected(d, free, unexpected);
     }
+  }
+
+  /** A call of the message failed: the evidence, the breaker (when `counted`) and its failed calls take note. */
+  #countFailure(d: Delivery, error: Error, now: number, counted: boolean): void {
+    const telling = this.#telling(d);
+    const retriable = this.#hooks.isRetriable(error);
+    if (counted) this.#circuit.record(retriable, now);
+    if (retriable) {
+      this.#evidence.failed(d.failedCalls === 0, !telling, now);
+      // Its evidence begins after its own first failure (or its batch's).
+      d.mark ??= this.#evidence.mark();
+    }
+    d.failedCalls += 1;
+    if (!this.#telling(d)) this.#exhaust(d);
   }
 
   /** The message ended, or used its attempts: it no longer counts as one whose calls tell anything. */
@@ -416,6 +464,7 @@ export class Runner implements AttemptSink<Delivery> {
         attempt,
         durationMs,
         outcome,
+        messages: 1,
       });
     } catch (observerError) {
       // An observer that throws must not turn a success into a failure.
@@ -530,6 +579,24 @@ export class Runner implements AttemptSink<Delivery> {
   }
 
   /**
+   * The circuit is closed on trial (its probe told nothing) and this
+   * message has failed all its attempts: it waits until something else
+   * shows whether the downstream works (a success ends the trial, a
+   * counted failure reopens the circuit), so that the messages fetched
+   * meanwhile, whose calls tell, run first. Without any, it runs after
+   * `resetTimeoutMs`: then its own failure reopens the circuit.
+   */
+  #waitForTrial(d: Delivery, free: (done: boolean) => void): void {
+    const waited = this.#options.circuitBreaker!.resetTimeoutMs;
+    d.waitedForTrial = true;
+    this.#park(
+      d,
+      free,
+      Promise.race([this.#circuit.changed({ last: true }), this.#hooks.sleep(waited)]),
+    );
+  }
+
+  /**
    * A message that failed while the circuit was not closed, or has failed
    * all its attempts, probes only when no other message waits to: its
    * failure would tell nothing new, and it would otherwise be the probe
@@ -563,11 +630,3 @@ export class Runner implements AttemptSink<Delivery> {
 }
 
 function noop(): void {}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}

@@ -36,6 +36,9 @@ export class Circuit {
   /** Woken after #waiters: they ask for a slot after the others, so they do not probe first. */
   #lastWaiters: (() => void)[] = [];
 
+  /** Closed by a probe that told nothing: until a call succeeds, one counted failure reopens. */
+  #onTrial = false;
+
   /** The health check running now, shared by everyone who asks meanwhile. */
   #checking: Promise<boolean> | undefined;
   readonly #checkTimeoutMs: number;
@@ -71,8 +74,14 @@ export class Circuit {
       // other waits to), or one failing with an error that is not the
       // downstream's (a poison message's non-retriable error).
       // (opossum passes the call's arguments after the error; its types show only the error.)
-      errorFilter: ((error: unknown, _task: unknown, telling: unknown) =>
-        telling === false || !isCounted(error)) as (error: unknown) => boolean,
+      // Such a close is on trial: the first counted failure after it opens
+      // the circuit again at once, before the window has its volume, so
+      // an outage costs no more calls per probe than the slots hold.
+      errorFilter: ((error: unknown, _task: unknown, telling: unknown) => {
+        const told = telling !== false && isCounted(error);
+        if (!told) this.#onTrial = true;
+        return !told;
+      }) as (error: unknown) => boolean,
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
     });
@@ -81,6 +90,7 @@ export class Circuit {
       this.#state = state;
       // A fresh start: the outcomes that opened the circuit are history.
       if (state === 'closed') this.#window?.clear();
+      else if (state === 'open') this.#onTrial = false;
       this.wakeAll();
       onChange(state);
     };
@@ -98,6 +108,16 @@ export class Circuit {
 
   get enabled(): boolean {
     return this.#breaker !== undefined;
+  }
+
+  /**
+   * Closed by a probe that told nothing about the downstream (it failed for
+   * the message's own reasons, or was a message that failed all its
+   * attempts), and no call has succeeded since: the downstream has not
+   * been shown to work.
+   */
+  get onTrial(): boolean {
+    return this.#onTrial;
   }
 
   /** A health check is configured: it is the half-open probe. */
@@ -140,7 +160,15 @@ export class Circuit {
     const window = this.#window;
     if (window === undefined || this.#state !== 'closed') return;
     window.record(failed, now);
-    if (!failed) return;
+    if (!failed) {
+      if (this.#onTrial) {
+        // The trial is over: what waited for it runs.
+        this.#onTrial = false;
+        this.wakeAll();
+      }
+      return;
+    }
+    if (this.#onTrial) return this.#breaker!.open();
     const settings = this.#settings!;
     if (window.calls < settings.volumeThreshold) return;
     if ((window.failures / window.calls) * 100 > settings.errorThresholdPercentage) {

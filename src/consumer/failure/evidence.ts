@@ -1,12 +1,10 @@
-import { failureRateFloor, servedOthers, SHORT_STALL, stallLength } from './policy.js';
+import { servedOthers, SHORT_STALL, stallLength } from './policy.js';
 
 /** Where a failing message's evidence begins: the running counts then. */
 export interface EvidenceMark {
   readonly succeeded: number;
   readonly failed: number;
   readonly healthy: number;
-  /** The circuit's closings then: a later closing starts the evidence afresh. */
-  readonly closings: number;
 }
 
 /**
@@ -26,8 +24,6 @@ export class FailureEvidence {
   #succeeded = 0;
   #failed = 0;
   #healthy = 0;
-  #closings = 0;
-  #closedMark: EvidenceMark = { succeeded: 0, failed: 0, healthy: 0, closings: 0 };
   /** Failures of exhausted messages since anything else ended, or since the last guess. */
   #quiet = 0;
   #guessesSinceSuccess = 0;
@@ -43,6 +39,8 @@ export class FailureEvidence {
   readonly #recentMs: number;
   /** The circuit has opened since the start: an empty record of first attempts is a bad sign, not a blank. */
   #opened = false;
+  /** When the circuit last opened (consumer clock). */
+  #openedAt = -Infinity;
 
   /**
    * @param threshold the breaker's failure percentage
@@ -100,22 +98,16 @@ export class FailureEvidence {
       succeeded: this.#succeeded,
       failed: this.#failed,
       healthy: this.#healthy,
-      closings: this.#closings,
     };
-  }
-
-  /** The circuit closed: what happened before is history for every failing message. */
-  circuitClosed(): void {
-    this.#closings += 1;
-    this.#closedMark = this.mark();
   }
 
   /**
    * The circuit opened: the latest first attempts no longer say the
    * downstream works, however well they went before.
    */
-  circuitOpened(): void {
+  circuitOpened(now: number): void {
     this.#opened = true;
+    this.#openedAt = now;
     this.#recent.fill(0);
     this.#recentAt = 0;
     this.#recentCalls = 0;
@@ -127,28 +119,22 @@ export class FailureEvidence {
     this.#healthy += 1;
   }
 
-  /** The mark to judge by: `mark`, or the circuit's last closing if that is later. */
-  current(mark: EvidenceMark): EvidenceMark {
-    return mark.closings < this.#closings ? this.#closedMark : mark;
-  }
-
   /** Whether others were served since `mark` (the message's own first failure came before it). */
   served(mark: EvidenceMark): boolean {
-    const current = this.current(mark);
     return servedOthers(
-      this.#succeeded - current.succeeded,
-      this.#failed - current.failed,
-      this.#healthy > current.healthy,
+      this.#succeeded - mark.succeeded,
+      this.#failed - mark.failed,
+      this.#healthy > mark.healthy,
       this.#threshold,
     );
   }
 
   /**
    * Enough quiet failures in a row for `exhausted` messages that have used
-   * their attempts and not ended: `stallCalls` each while the latest first
-   * attempts say the downstream is failing (see {@link failingLately}),
-   * {@link SHORT_STALL} each otherwise (the failing messages are poison,
-   * most likely); twice as many after each guess while nothing new
+   * their attempts and not ended: `stallCalls` each while the downstream's
+   * health is in doubt (see {@link inDoubt}), {@link SHORT_STALL} each
+   * while the latest first attempts say it works (the failing
+   * messages are poison, most likely); twice as many after each guess while nothing new
    * succeeds. `short` asks for the short one regardless (a health check
    * decides then, not a guess). Per message, so that a burst of many
    * failing together (an outage's victims woken at once) is not taken for
@@ -156,26 +142,27 @@ export class FailureEvidence {
    */
   stalled(exhausted: number, now: number, short = false): boolean {
     const each =
-      short || !this.failingLately(now)
-        ? Math.min(SHORT_STALL, this.#stallCalls)
-        : this.#stallCalls;
+      short || !this.inDoubt(now) ? Math.min(SHORT_STALL, this.#stallCalls) : this.#stallCalls;
     return this.#quiet >= stallLength(this.#guessesSinceSuccess, each * Math.max(1, exhausted));
   }
 
   /**
-   * Whether the latest first attempts say the downstream is failing: their
-   * failure rate is clearly above the threshold (the lower bound of a 99%
-   * interval), or they have stopped (the oldest ended over `recentMs` ago:
-   * every message in flight has failed, as in an outage), or the circuit
-   * opened and too few came after. Not at the start, before there are
-   * enough to say anything.
+   * Whether the downstream's health is in doubt: the latest first attempts
+   * failed at a rate above the threshold (the breaker's own rule, on a
+   * fair sample: poison weighs in them only as often as it arrives), or
+   * they have stopped (the oldest ended over
+   * `recentMs` ago: every message in flight has failed, as in an outage),
+   * or the circuit opened within the last `recentMs` (a downstream that
+   * flaps serves between its failures), or it opened before and too few
+   * came after. Not at the start, before there are enough to say anything.
    */
-  failingLately(now: number): boolean {
+  inDoubt(now: number): boolean {
+    if (now - this.#openedAt <= this.#recentMs) return true;
     const calls = this.#recentCalls;
     if (calls < this.#recent.length) return this.#opened;
     // The slot written next holds the oldest.
     if (now - this.#recentTimes[this.#recentAt]! > this.#recentMs) return true;
-    return failureRateFloor(this.#recentFailed, calls) * 100 > this.#threshold;
+    return this.#recentFailed * 100 > this.#threshold * calls;
   }
 
   /** A guess was made, or the health check asked in its place: the next stall is twice as long. */

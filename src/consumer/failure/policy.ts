@@ -148,19 +148,10 @@ const Z = 2.326;
 
 /** Upper bound of the Wilson score interval of `failed / calls`. */
 export function failureRateBound(failed: number, calls: number): number {
-  return wilson(failed, calls, 1);
-}
-
-/** Lower bound of the Wilson score interval of `failed / calls`. */
-export function failureRateFloor(failed: number, calls: number): number {
-  return wilson(failed, calls, -1);
-}
-
-function wilson(failed: number, calls: number, side: 1 | -1): number {
   const rate = failed / calls;
   const z2n = (Z * Z) / calls;
   const spread = Z * Math.sqrt((rate * (1 - rate)) / calls + z2n / (4 * calls));
-  return (rate + z2n / 2 + side * spread) / (1 + z2n);
+  return (rate + z2n / 2 + spread) / (1 + z2n);
 }
 
 /**
