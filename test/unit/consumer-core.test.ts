@@ -4,6 +4,7 @@ import type { BackpressureConsumerOptions, InboundMessage } from '../../src/cons
 import type { ProducerRecord } from 'kafkajs';
 import { ACTIVE_WINDOW_MS } from '../../src/consumer/admission/partitions.js';
 import { FakeClient } from '../helpers/fake-client.js';
+import { DLQ_HEADERS } from '../../src/consumer/failure/dead-letter-record.js';
 
 /**
  * The consumer's core driven through the client port by a fake client and
@@ -367,7 +368,7 @@ describe('consumer core with a fake client: failures', () => {
     const { client, consumer } = await started({
       ordering: 'partition',
       // Nothing else runs: only a guess ends it. The latest 50 first
-      // attempts went well, so three failing calls in a row are enough.
+      // attempts went well, so two more failing calls in a row (a short stall) are enough.
       circuitBreaker: { volumeThreshold: 10 },
       retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 50 },
       deadLetter: { producer: dlq.producer },
@@ -378,13 +379,15 @@ describe('consumer core with a fake client: failures', () => {
     consumer.on('message.retry', (e) => retries.push(e.attempt));
     consumer.on('dlq.routed', (e) => guesses.push(e.guess === true));
     await client.deliver('t', 0, 70);
-    // Three attempts 10 and 20 ms apart, three more at 20 to 40 ms.
+    // Three attempts 10 and 20 ms apart, two more at 20 to 40 ms.
     await tick(40);
     expect(dlq.sent).toEqual([]);
     await tick(200);
     expect(retries).toEqual([1, 2]);
     expect(guesses).toEqual([true]);
     expect(dlq.sent[0]!.topic).toBe('t.dlq');
+    // The dead letter says so too, for whoever replays it.
+    expect(dlq.sent[0]!.messages[0]!.headers![DLQ_HEADERS.guess]?.toString()).toBe('true');
     expect(consumer.circuitState).toBe('closed');
     await consumer.commit();
     expect(client.committed.get('t|0')).toBe(70);

@@ -221,14 +221,22 @@ export class Runner implements AttemptSink<Delivery> {
     const settings = this.#options.deadLetter!;
     const hooks = this.#hooks;
     const route = () =>
-      deadLetter(settings, d.message, error, reason, d.attempts, {
-        groupId: hooks.groupId,
-        hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
-        sleep: hooks.sleep,
-        abandoned: () => hooks.abandoned(d),
-        routed: (event) => hooks.emit('dlq.routed', guess ? { ...event, guess } : event),
-        failed: (event) => hooks.emit('dlq.failed', event),
-      });
+      deadLetter(
+        settings,
+        d.message,
+        error,
+        reason,
+        d.attempts,
+        {
+          groupId: hooks.groupId,
+          hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
+          sleep: hooks.sleep,
+          abandoned: () => hooks.abandoned(d),
+          routed: (event) => hooks.emit('dlq.routed', event),
+          failed: (event) => hooks.emit('dlq.failed', event),
+        },
+        guess,
+      );
     const routing = deadLetterChannel.hasSubscribers
       ? deadLetterChannel.tracePromise(route, {
           message: d.message,
