@@ -324,50 +324,67 @@ describe('FailureEvidence: counts, marks and stalls', () => {
     expect(e.served(mark)).toBe(true);
   });
 
-  /** Evidence whose downstream is in doubt at `now` 0: the circuit just opened. */
+  const LONG = 5000;
+  /** Evidence whose downstream is in doubt from `now` 0 on: the circuit opened, nothing came after. */
   const inDoubt = () => {
-    const e = new FailureEvidence(50, 4, 20, 1000);
+    const e = new FailureEvidence(50, LONG, 20, 1000);
     e.circuitOpened(0);
     return e;
   };
+  const quiet = (e: FailureEvidence, n: number, now = 0) => {
+    for (let i = 0; i < n; i += 1) e.failed(retry, true, now);
+  };
 
-  it('a stall: exhausted messages failing in a row; anything else ending restarts the count', () => {
-    const e = inDoubt();
-    for (let i = 0; i < 3; i += 1) e.failed(retry, true, 0);
+  it('a stall: exhausted messages failing twice each in a row; anything else ending restarts the count', () => {
+    const e = new FailureEvidence(50, LONG, 20, 1000);
+    expect(e.inDoubt(0)).toBe(false);
+    quiet(e, 1);
     expect(e.stalled(1, 0)).toBe(false);
     e.succeeded(retry, true, 0);
-    for (let i = 0; i < 3; i += 1) e.failed(retry, true, 0);
+    quiet(e, 1);
     e.failed(retry, false, 0);
-    for (let i = 0; i < 3; i += 1) e.failed(retry, true, 0);
+    quiet(e, 1);
     expect(e.stalled(1, 0)).toBe(false);
-    e.failed(retry, true, 0);
+    quiet(e, 1);
     expect(e.stalled(1, 0)).toBe(true);
   });
 
   it('a stall is per failing message: twice as long with two of them', () => {
-    const e = inDoubt();
-    for (let i = 0; i < 7; i += 1) e.failed(retry, true, 0);
+    const e = new FailureEvidence(50, LONG, 20, 1000);
+    quiet(e, 3);
     expect(e.stalled(1, 0)).toBe(true);
     expect(e.stalled(2, 0)).toBe(false);
-    e.failed(retry, true, 0);
+    quiet(e, 1);
     expect(e.stalled(2, 0)).toBe(true);
   });
 
-  it('short while the latest first attempts fail at or under the threshold, long while the downstream is in doubt', () => {
-    const quiet = (e: FailureEvidence, n: number) => {
-      for (let i = 0; i < n; i += 1) e.failed(retry, true, 0);
-    };
-    // At the start nothing says the downstream fails: a lone poison message is not held long.
-    const fresh = new FailureEvidence(50, 10, 20, 1000);
-    expect(fresh.inDoubt(0)).toBe(false);
-    quiet(fresh, 2);
-    expect(fresh.stalled(1, 0)).toBe(true);
+  it('while in doubt a stall is also timed: quiet for longStallMs since its first failure', () => {
+    const e = inDoubt();
+    quiet(e, 2, 100);
+    expect(e.stalled(1, 100)).toBe(false);
+    expect(e.stalled(1, 100 + LONG - 1)).toBe(false);
+    expect(e.stalled(1, 100 + LONG)).toBe(true);
+    // Time alone is not enough: each failing message must have failed twice.
+    expect(e.stalled(2, 100 + LONG)).toBe(false);
+    // Anything else ending starts the clock again.
+    e.failed(retry, false, 200);
+    quiet(e, 2, 300);
+    expect(e.stalled(1, 100 + LONG)).toBe(false);
+    expect(e.stalled(1, 300 + LONG)).toBe(true);
+    // A health check decides after the short stall.
+    e.succeeded(first, false, 400);
+    quiet(e, 2, 400);
+    expect(e.stalled(1, 400, true)).toBe(true);
+  });
 
-    const e = new FailureEvidence(50, 10, 20, 1000);
+  it('in doubt while the latest first attempts fail above the threshold or have stopped', () => {
+    // At the start nothing says the downstream fails: a lone poison message is not held long.
+    const e = new FailureEvidence(50, LONG, 20, 1000);
     for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 0);
     expect(e.inDoubt(0)).toBe(false);
     // 11 of the latest 20 failing: above the threshold.
     for (let i = 0; i < 11; i += 1) e.failed(first, false, 0);
+    expect(e.failingLately(0)).toBe(true);
     expect(e.inDoubt(0)).toBe(true);
     quiet(e, 2);
     expect(e.stalled(1, 0)).toBe(false);
@@ -378,47 +395,53 @@ describe('FailureEvidence: counts, marks and stalls', () => {
     expect(e.inDoubt(0)).toBe(false);
     quiet(e, 2);
     expect(e.stalled(1, 0)).toBe(true);
-    // Once the latest are older than recentMs, every message in flight has been failing.
+    // Once the latest are older than recentMs, every message in flight has
+    // been failing a while: in doubt, though the breaker is not told so.
     expect(e.inDoubt(1001)).toBe(true);
+    expect(e.failingLately(1001)).toBe(false);
     expect(e.stalled(1, 1001)).toBe(false);
   });
 
   it('an opened circuit puts the downstream in doubt for recentMs, and until enough first attempts came after', () => {
-    const e = new FailureEvidence(50, 10, 20, 1000);
+    const e = new FailureEvidence(50, LONG, 20, 1000);
     for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 0);
     e.circuitOpened(500);
-    expect(e.inDoubt(500)).toBe(true);
+    expect(e.failingLately(500)).toBe(true);
     // A flapping downstream serves between failures: good first attempts right after an opening do not count.
     for (let i = 0; i < 20; i += 1) e.succeeded(first, false, 1400);
-    expect(e.inDoubt(1500)).toBe(true);
-    expect(e.inDoubt(1501)).toBe(false);
+    expect(e.failingLately(1500)).toBe(true);
+    expect(e.failingLately(1501)).toBe(false);
     e.circuitOpened(2000);
     for (let i = 0; i < 19; i += 1) e.succeeded(first, false, 3500);
-    expect(e.inDoubt(3500)).toBe(true);
+    expect(e.failingLately(3500)).toBe(true);
     e.succeeded(first, false, 3500);
-    expect(e.inDoubt(3500)).toBe(false);
+    expect(e.failingLately(3500)).toBe(false);
   });
 
   it('each guess doubles the next stall, up to a cap; a success of a message with attempts left resets it', () => {
     const e = inDoubt();
+    let now = 0;
+    /** One quiet failure every 100 ms until a stall; returns how long it took. */
     const quietUntilStalled = () => {
-      let n = 0;
-      while (!e.stalled(1, 0)) {
-        e.failed(retry, true, 0);
-        n += 1;
+      const from = now;
+      for (;;) {
+        e.failed(retry, true, now);
+        if (e.stalled(1, now)) break;
+        now += 100;
       }
       e.guessed();
-      return n;
+      now += 100;
+      return now - 100 - from;
     };
     const lengths = Array.from({ length: MAX_STALL_DOUBLINGS + 2 }, quietUntilStalled);
     expect(lengths).toEqual(
-      Array.from({ length: MAX_STALL_DOUBLINGS + 2 }, (_, i) => stallLength(i, 4)),
+      Array.from({ length: MAX_STALL_DOUBLINGS + 2 }, (_, i) => stallLength(i, LONG)),
     );
-    expect(lengths.at(-1)).toBe(4 * 2 ** MAX_STALL_DOUBLINGS);
+    expect(lengths.at(-1)).toBe(LONG * 2 ** MAX_STALL_DOUBLINGS);
     // An exhausted message's success ends the stall but does not reset the doubling.
-    e.succeeded(retry, true, 0);
-    expect(quietUntilStalled()).toBe(4 * 2 ** MAX_STALL_DOUBLINGS);
-    e.succeeded(first, false, 0);
-    expect(quietUntilStalled()).toBe(4);
+    e.succeeded(retry, true, now);
+    expect(quietUntilStalled()).toBe(LONG * 2 ** MAX_STALL_DOUBLINGS);
+    e.succeeded(first, false, now);
+    expect(quietUntilStalled()).toBe(LONG);
   });
 });

@@ -38,8 +38,8 @@ export class Delivery implements LaneItem {
   blamed = false;
   /** Parked for the circuit without being blamed: counted until it runs again. */
   waitingForCircuit = false;
-  /** Waited once for a circuit closed on trial (see the runner): the next time it runs regardless. */
-  waitedForTrial = false;
+  /** The circuit's trial (its count of closes on trial) it waited for once: in that trial it runs regardless. */
+  waitedForTrial = 0;
   /** Where its evidence begins (set at its first failure): what others did since tells poison from outage. */
   mark: EvidenceMark | undefined = undefined;
   /** With `batchHandler`: runs alone from now on (taken alone, or out of a failed batch). */

@@ -92,17 +92,15 @@ export class Runner implements AttemptSink<Delivery> {
     this.#circuit = circuit;
     this.#hooks = hooks;
     const breaker = options.circuitBreaker;
-    // A stall, per failing message, unless the latest first attempts
-    // clearly went well: ten times the calls the breaker wants before it
-    // judges, so that an outage whose victims have all used their attempts
-    // runs about a minute at defaults before a guess. "Clearly" needs
-    // enough first attempts: with 50, a quarter failing is still clearly
-    // under a threshold of 50%.
-    const volume = breaker?.volumeThreshold ?? 10;
+    // While the downstream's health is in doubt, a stall lasts six rolling
+    // windows (a minute at defaults) before a guess: an outage whose
+    // victims have all used their attempts is not taken for poison early.
+    // The latest first attempts looked at: five times the calls the breaker
+    // wants before it judges.
     this.#evidence = new FailureEvidence(
       breaker?.errorThresholdPercentage ?? 50,
-      10 * volume,
-      5 * volume,
+      6 * (breaker?.rollingCountTimeoutMs ?? 10_000),
+      5 * (breaker?.volumeThreshold ?? 10),
       breaker?.rollingCountTimeoutMs ?? 10_000,
     );
   }
@@ -137,7 +135,7 @@ export class Runner implements AttemptSink<Delivery> {
    */
   failedAlone(d: Delivery, error: Error): void {
     try {
-      this.#begin(d);
+      this.begin(d);
       this.#countFailure(d, error, this.#options.clock.now(), false);
       this.#failed(d, noop, error, false);
     } catch (unexpected) {
@@ -145,12 +143,24 @@ export class Runner implements AttemptSink<Delivery> {
     }
   }
 
-  /** The message starts its first call here: until it has used its attempts, its calls tell something. */
-  #begin(d: Delivery): void {
-    if (d.started) return;
-    d.started = true;
+  /**
+   * The message starts its first call (alone, or in a batch): until it has
+   * used its attempts, its calls tell something, and it counts among the
+   * messages that could still tell poison from an outage.
+   */
+  begin(d: Delivery): void {
+    if (d.telling || d.exhausted) return;
     d.telling = true;
     this.#tellingLive += 1;
+    if (!this.#telling(d)) this.#exhaust(d);
+  }
+
+  /**
+   * The message waits behind others of its failed batch: until its part
+   * runs it can tell nothing, like a message behind another in its lane.
+   */
+  waiting(d: Delivery): void {
+    this.#untell(d);
   }
 
   /** The dispatcher's step (see {@link Step}). */
@@ -163,8 +173,9 @@ export class Runner implements AttemptSink<Delivery> {
     try {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
+      this.begin(d);
       if (!d.started) {
-        this.#begin(d);
+        d.started = true;
         if (o.shed) {
           const ageMs = shedAge(d.raw.timestamp, Date.now(), o.shed.maxAgeMs);
           if (ageMs !== undefined) return this.#shed(d, ageMs, free);
@@ -188,7 +199,7 @@ export class Runner implements AttemptSink<Delivery> {
   }
 
   #finish(d: Delivery, done: boolean, free: (done: boolean) => void): void {
-    this.#released(d);
+    this.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -260,7 +271,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   /** A message that was parked ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
-    this.#released(d);
+    this.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -327,10 +338,9 @@ export class Runner implements AttemptSink<Delivery> {
   #attempt(d: Delivery, free: (done: boolean) => void): void {
     const circuit = this.#circuit;
     if (circuit.state === 'closed') {
-      if (circuit.onTrial && !this.#telling(d) && !d.waitedForTrial) {
+      if (circuit.onTrial && !this.#telling(d) && d.waitedForTrial !== circuit.trials) {
         return this.#waitForTrial(d, free);
       }
-      d.waitedForTrial = false;
       return this.attempts.run(d.message, d.attempts + 1, d);
     }
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
@@ -392,13 +402,14 @@ export class Runner implements AttemptSink<Delivery> {
         this.#observe(d, attempt, error, durationMs);
       }
       const telling = this.#telling(d);
-      // The breaker counts a message that used its attempts only while the
-      // downstream's health is in doubt: while the latest first attempts
-      // clearly say it works, the message is likely poison, and counting
-      // it would open the circuit on poison.
+      // The breaker counts a message that used its attempts only on a
+      // trial close, or while the downstream looks to be failing (see
+      // FailureEvidence.failingLately): otherwise it is likely poison, and
+      // counting it would open the circuit on poison.
       // Not counting it at all, an outage whose victims have all used their
       // attempts would leave the breaker nothing to count.
-      const counted = closed && (telling || this.#evidence.inDoubt(now));
+      const counted =
+        closed && (telling || this.#circuit.onTrial || this.#evidence.failingLately(now));
       if (error === undefined) {
         this.#evidence.succeeded(d.failedCalls === 0, !telling, now);
         if (counted) this.#circuit.record(false, now);
@@ -441,8 +452,8 @@ export class Runner implements AttemptSink<Delivery> {
     this.#exhaustedLive += 1;
   }
 
-  /** The message ended: it no longer counts, telling or exhausted. */
-  #released(d: Delivery): void {
+  /** The message ended (alone, or in a batch): it no longer counts, telling or exhausted. */
+  released(d: Delivery): void {
     this.#untell(d);
     if (!d.exhausted) return;
     d.exhausted = false;
@@ -551,23 +562,26 @@ export class Runner implements AttemptSink<Delivery> {
   #checkHealth(d: Delivery, free: (done: boolean) => void, failure: Error): void {
     free(false);
     const circuit = this.#circuit;
-    void circuit.checkHealth().then(
-      (healthy) => {
-        if (this.#hooks.abandoned(d)) return this.#end(d, false);
-        if (healthy) {
-          this.#evidence.healthy();
-          d.attempts += 1;
-          return this.#toDeadLetter(d, noop, failure, 'attempts-exhausted');
-        }
-        circuit.open();
-        d.blamed = true;
-        this.#waitForCircuit(d, noop);
-      },
-      (unexpected: unknown) => {
+    const answered = (healthy: boolean): void => {
+      if (this.#hooks.abandoned(d)) return this.#end(d, false);
+      if (healthy) {
+        this.#evidence.healthy();
+        d.attempts += 1;
+        return this.#toDeadLetter(d, noop, failure, 'attempts-exhausted');
+      }
+      circuit.open();
+      d.blamed = true;
+      this.#waitForCircuit(d, noop);
+    };
+    void circuit
+      .checkHealth()
+      .then(answered)
+      .catch((unexpected: unknown) => {
+        // Not expected (the check's own errors count as down): reported, and
+        // the message comes round again rather than waiting for nothing.
         this.#hooks.error(toError(unexpected));
         this.#dispatcher.requeue(d);
-      },
-    );
+      });
   }
 
   /**
@@ -596,7 +610,7 @@ export class Runner implements AttemptSink<Delivery> {
    */
   #waitForTrial(d: Delivery, free: (done: boolean) => void): void {
     const waited = this.#options.circuitBreaker!.resetTimeoutMs;
-    d.waitedForTrial = true;
+    d.waitedForTrial = this.#circuit.trials;
     this.#park(
       d,
       free,

@@ -38,6 +38,8 @@ export class Circuit {
 
   /** Closed by a probe that told nothing: until a call succeeds, one counted failure reopens. */
   #onTrial = false;
+  /** Closes on trial so far: tells one trial from the next. */
+  #trials = 0;
 
   /** The health check running now, shared by everyone who asks meanwhile. */
   #checking: Promise<boolean> | undefined;
@@ -78,8 +80,12 @@ export class Circuit {
       // the circuit again at once, before the window has its volume, so
       // an outage costs no more calls per probe than the slots hold.
       errorFilter: ((error: unknown, _task: unknown, telling: unknown) => {
-        const told = telling !== false && isCounted(error);
-        if (!told) this.#onTrial = true;
+        // A failed health check always tells, whatever isRetriable says of its error.
+        const told = error instanceof HealthCheckFailed || (telling !== false && isCounted(error));
+        if (!told) {
+          this.#onTrial = true;
+          this.#trials += 1;
+        }
         return !told;
       }) as (error: unknown) => boolean,
       rollingPercentilesEnabled: false,
@@ -120,6 +126,11 @@ export class Circuit {
     return this.#onTrial;
   }
 
+  /** How many closes on trial there have been (the current one's number while {@link onTrial}). */
+  get trials(): number {
+    return this.#trials;
+  }
+
   /** A health check is configured: it is the half-open probe. */
   get checksHealth(): boolean {
     return this.#settings?.healthCheck !== undefined;
@@ -146,7 +157,7 @@ export class Circuit {
   /** The half-open probe is the health check: it closes or reopens the circuit. */
   #probeHealth(): void {
     const probe = async () => {
-      if (!(await this.checkHealth())) throw new Error('the health check failed');
+      if (!(await this.checkHealth())) throw new HealthCheckFailed();
     };
     this.#breaker!.fire(probe, true).catch(() => undefined);
   }
@@ -213,6 +224,14 @@ export class Circuit {
   shutdown(): void {
     this.wakeAll();
     this.#breaker?.shutdown();
+  }
+}
+
+/** The half-open probe's failure when it is the health check: always counted. */
+class HealthCheckFailed extends Error {
+  constructor() {
+    super('the health check failed');
+    this.name = 'HealthCheckFailed';
   }
 }
 

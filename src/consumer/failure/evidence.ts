@@ -26,6 +26,8 @@ export class FailureEvidence {
   #healthy = 0;
   /** Failures of exhausted messages since anything else ended, or since the last guess. */
   #quiet = 0;
+  /** When the first of those failures ended (consumer clock). */
+  #quietSince = 0;
   #guessesSinceSuccess = 0;
   /** The latest first attempts, failed or not, oldest overwritten first. */
   readonly #recent: Uint8Array;
@@ -35,7 +37,7 @@ export class FailureEvidence {
   #recentFailed = 0;
   #recentCalls = 0;
   readonly #threshold: number;
-  readonly #stallCalls: number;
+  readonly #longStallMs: number;
   readonly #recentMs: number;
   /** The circuit has opened since the start: an empty record of first attempts is a bad sign, not a blank. */
   #opened = false;
@@ -44,14 +46,14 @@ export class FailureEvidence {
 
   /**
    * @param threshold the breaker's failure percentage
-   * @param stallCalls quiet failures that make a stall when the latest first
-   *   attempts do not clearly say the downstream works
+   * @param longStallMs how long failures must have been quiet to make a
+   *   stall while the downstream's health is in doubt
    * @param recentCalls how many of the latest first attempts are looked at
    * @param recentMs how old the oldest of them may be and still count
    */
-  constructor(threshold: number, stallCalls: number, recentCalls: number, recentMs: number) {
+  constructor(threshold: number, longStallMs: number, recentCalls: number, recentMs: number) {
     this.#threshold = threshold;
-    this.#stallCalls = stallCalls;
+    this.#longStallMs = longStallMs;
     this.#recent = new Uint8Array(recentCalls);
     this.#recentTimes = new Float64Array(recentCalls);
     this.#recentMs = recentMs;
@@ -77,8 +79,8 @@ export class FailureEvidence {
       this.#failed += 1;
       this.#remember(1, now);
     }
-    if (exhausted) this.#quiet += 1;
-    else this.#quiet = 0;
+    if (!exhausted) this.#quiet = 0;
+    else if (this.#quiet++ === 0) this.#quietSince = now;
   }
 
   #remember(failed: 0 | 1, now: number): void {
@@ -130,39 +132,55 @@ export class FailureEvidence {
   }
 
   /**
-   * Enough quiet failures in a row for `exhausted` messages that have used
-   * their attempts and not ended: `stallCalls` each while the downstream's
-   * health is in doubt (see {@link inDoubt}), {@link SHORT_STALL} each
-   * while the latest first attempts say it works (the failing
-   * messages are poison, most likely); twice as many after each guess while nothing new
+   * Whether the failures of the `exhausted` messages that have used their
+   * attempts and not ended make a stall: {@link SHORT_STALL} quiet failures
+   * each (in a row, nothing else ending between them), and while the
+   * downstream's health is in doubt (see {@link inDoubt}) also quiet for
+   * `longStallMs`. Both twice as long after each guess while nothing new
    * succeeds. `short` asks for the short one regardless (a health check
-   * decides then, not a guess). Per message, so that a burst of many
-   * failing together (an outage's victims woken at once) is not taken for
-   * a few failing again and again.
+   * decides then, not a guess). Counted per message, so that a burst of
+   * many failing together (an outage's victims woken at once) is not taken
+   * for a few failing again and again; timed while in doubt, because an
+   * open circuit lets a failing message call only once per trial.
    */
   stalled(exhausted: number, now: number, short = false): boolean {
-    const each =
-      short || !this.inDoubt(now) ? Math.min(SHORT_STALL, this.#stallCalls) : this.#stallCalls;
-    return this.#quiet >= stallLength(this.#guessesSinceSuccess, each * Math.max(1, exhausted));
+    const guesses = this.#guessesSinceSuccess;
+    if (this.#quiet < stallLength(guesses, SHORT_STALL * Math.max(1, exhausted))) return false;
+    if (short || !this.inDoubt(now)) return true;
+    return now - this.#quietSince >= stallLength(guesses, this.#longStallMs);
   }
 
   /**
-   * Whether the downstream's health is in doubt: the latest first attempts
-   * failed at a rate above the threshold (the breaker's own rule, on a
-   * fair sample: poison weighs in them only as often as it arrives), or
-   * they have stopped (the oldest ended over
-   * `recentMs` ago: every message in flight has failed, as in an outage),
-   * or the circuit opened within the last `recentMs` (a downstream that
-   * flaps serves between its failures), or it opened before and too few
-   * came after. Not at the start, before there are enough to say anything.
+   * Whether the downstream looks to be failing: the latest first attempts
+   * failed at a rate above the threshold (the breaker's own rule, on a fair
+   * sample: poison weighs in them only as often as it arrives), or the
+   * circuit opened within the last `recentMs` (a downstream that flaps
+   * serves between its failures), or it opened before and too few first
+   * attempts came after. Not at the start, before there are enough to say
+   * anything. While it does, the breaker counts the calls of messages that
+   * used their attempts too.
    */
-  inDoubt(now: number): boolean {
+  failingLately(now: number): boolean {
     if (now - this.#openedAt <= this.#recentMs) return true;
     const calls = this.#recentCalls;
     if (calls < this.#recent.length) return this.#opened;
-    // The slot written next holds the oldest.
-    if (now - this.#recentTimes[this.#recentAt]! > this.#recentMs) return true;
     return this.#recentFailed * 100 > this.#threshold * calls;
+  }
+
+  /**
+   * Whether the downstream's health is in doubt: it looks to be failing
+   * (see {@link failingLately}), or the latest first attempts have stopped
+   * (the oldest ended over `recentMs` ago: every message in flight has been
+   * failing for a while, as in an outage that has not opened the circuit).
+   * While it is, a stall is long.
+   */
+  inDoubt(now: number): boolean {
+    if (this.failingLately(now)) return true;
+    const calls = this.#recentCalls;
+    // The slot written next holds the oldest.
+    return (
+      calls === this.#recent.length && now - this.#recentTimes[this.#recentAt]! > this.#recentMs
+    );
   }
 
   /** A guess was made, or the health check asked in its place: the next stall is twice as long. */

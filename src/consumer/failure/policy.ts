@@ -7,26 +7,25 @@ import { backoffDelay, type BackoffSettings } from './retry.js';
  *
  * The rule: a message is blamed for its failures only on evidence that the
  * downstream serves others. Until it has failed `maxAttempts` times it is
- * retried. Then it is dead-lettered if the calls of other messages since it
- * first failed (or since the circuit last closed, if later) failed clearly
- * under the breaker's threshold (by a 99% bound, so a handful of lucky
- * calls do not count), or a health check passed since. If not, this may
- * be an outage or a brownout, not the message: it is tried again at the
- * longest backoff without being charged, and the breaker, which counts
- * every call, decides when calls stop. When only messages that used their
- * attempts are failing, twice `volumeThreshold` calls in a row with nothing
- * else ending (as when each head in `partition` ordering is failing), the
- * evidence can no longer change: the health check decides, if there is
- * one; without one the consumer dead-letters the message as a guess, and
- * each further guess needs a stall twice as long until something new
- * succeeds.
+ * retried. Then it is dead-lettered if the first attempts of other messages
+ * since its own first failure failed clearly under the breaker's threshold
+ * (by a 99% bound, so a handful of lucky calls do not count), or a health
+ * check passed since. If not, this may be an outage or a brownout, not the
+ * message: it is tried again at its last backoff without being charged,
+ * and the breaker decides when calls stop. When only messages that used
+ * their attempts are failing, with nothing else ending (as when each head
+ * in `partition` ordering is failing), the evidence can no longer change:
+ * after a stall (see FailureEvidence.stalled) the health check decides, if
+ * there is one and a dead-letter topic to act on its answer; without one
+ * the consumer dead-letters the message as a guess, and each further guess
+ * needs a stall twice as long until something new succeeds.
  *
  * | situation (checked in this order)                                  | decision                                    |
  * |--------------------------------------------------------------------|---------------------------------------------|
  * | the circuit refused the call (it did not run)                      | wait for the circuit; no attempt charged    |
  * | the error is not retriable                                         | dead-letter (`non-retriable`), or hold      |
  * | attempts used up, the downstream served others since               | dead-letter (`attempts-exhausted`), or hold |
- * | failed `maxAttempts` calls, stalled, a health check is configured  | ask the health check                        |
+ * | failed `maxAttempts` calls, stalled, a health check and a DLQ      | ask the health check                        |
  * | failed `maxAttempts` calls, stalled, no health check               | dead-letter as a guess, or hold             |
  * | the circuit is not closed (this failure may have opened it)        | wait for it; no attempt charged; blamed     |
  * | attempts left                                                      | retry after backoff                         |
@@ -98,7 +97,8 @@ export function decideFailure(
   if (facts.breakerEnabled) {
     if (exhausted && facts.served) return endOf(facts, retry, 'attempts-exhausted', false);
     if (facts.failedCalls >= facts.maxAttempts && facts.stalled) {
-      if (facts.healthCheck) return { kind: 'check-health' };
+      // Without a dead-letter topic there is nothing to do on a healthy answer but hold.
+      if (facts.healthCheck && facts.deadLetter) return { kind: 'check-health' };
       return endOf(facts, retry, 'attempts-exhausted', true);
     }
   }
@@ -155,21 +155,17 @@ export function failureRateBound(failed: number, calls: number): number {
 }
 
 /**
- * Quiet failures per failing message that make a stall while the latest
- * first attempts say the downstream works: each message that already
- * failed every attempt failing twice more, with nothing else running, is
- * poison's mark.
+ * Quiet failures per failing message that make a stall: each message that
+ * already failed every attempt failing twice more, with nothing else
+ * ending, is poison's mark (while the downstream is in doubt, time counts
+ * too: see FailureEvidence.stalled).
  */
 export const SHORT_STALL = 2;
 
 /** Doublings of a stall's length at most: a long outage still gets a guess now and then. */
 export const MAX_STALL_DOUBLINGS = 6;
 
-/**
- * Quiet failures (of messages that used their attempts, with nothing else
- * ending between them) that make a stall: `stallCalls`, doubled for each
- * guess since a message with attempts left last succeeded.
- */
-export function stallLength(guessesSinceSuccess: number, stallCalls: number): number {
-  return stallCalls * 2 ** Math.min(guessesSinceSuccess, MAX_STALL_DOUBLINGS);
+/** A stall's length (in quiet failures, or in time) doubled for each guess since a message with attempts left last succeeded. */
+export function stallLength(guessesSinceSuccess: number, length: number): number {
+  return length * 2 ** Math.min(guessesSinceSuccess, MAX_STALL_DOUBLINGS);
 }
