@@ -311,6 +311,23 @@ describe('Circuit health check', () => {
     expect(states).toEqual(['open', 'half-open', 'closed']);
   });
 
+  it('a failed check reopens it whatever isRetriable says of errors: it is never a close on trial', async () => {
+    const states: CircuitState[] = [];
+    // A predicate that counts only errors with a 5xx status, as a user might write.
+    const c = new Circuit(
+      { ...settings, healthCheck: () => Promise.resolve(false) },
+      (state) => states.push(state),
+      (error) => ((error as { status?: number }).status ?? 0) >= 500,
+      100,
+    );
+    circuits.push(c);
+    record(c, settings.volumeThreshold, true);
+    await vi.advanceTimersByTimeAsync(settings.resetTimeoutMs);
+    expect(c.state).toBe('open');
+    expect(c.onTrial).toBe(false);
+    expect(states).toEqual(['open', 'half-open', 'open']);
+  });
+
   it('a failing, throwing or silent check reopens it, and the next half-open asks again', async () => {
     const answers: (() => Promise<boolean>)[] = [
       () => Promise.resolve(false),

@@ -537,6 +537,36 @@ describe('consumer core with a fake client: failures', () => {
     await consumer.close();
   });
 
+  it('with a health check and no dead-letter topic, a stalled poison head holds visibly: nothing is skipped', async () => {
+    let checks = 0;
+    const { client, consumer } = await started({
+      ordering: 'partition',
+      circuitBreaker: {
+        healthCheck: () => {
+          checks += 1;
+          return Promise.resolve(true);
+        },
+      },
+      retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 50 },
+      handler: (message) =>
+        message.offset === '0' ? Promise.reject(new Error('poison')) : Promise.resolve(),
+    });
+    const failed: number[] = [];
+    const errors: Error[] = [];
+    consumer.on('message.failed', (e) => failed.push(Number(e.offset)));
+    consumer.on('consumer.error', (e) => errors.push(e.error));
+    await client.deliver('t', 0, 5);
+    await tick(2000);
+    // Nothing to act on a healthy answer with: the check is not asked, the head holds.
+    expect(checks).toBe(0);
+    expect(errors).toEqual([]);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(new Set(failed)).toEqual(new Set([0]));
+    await consumer.commit();
+    expect(client.committed.get('t|0') ?? 0).toBe(0);
+    await consumer.close({ drainTimeoutMs: 0 });
+  });
+
   it('a brownout (60% of calls failing) dead-letters no message that would succeed', async () => {
     // 60% of calls fail, from a seeded sequence: the same run every time.
     const dlq = dlqProducer();
