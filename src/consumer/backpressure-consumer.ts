@@ -155,6 +155,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       o.circuitBreaker,
       (state) => this.#circuitChanged(state),
       (error) => this.#isRetriable(toError(error)),
+      o.handlerTimeoutMs,
     );
     const hooks: RunnerHooks = {
       emit,
@@ -549,6 +550,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
   }
 
   #circuitChanged(state: CircuitState): void {
+    this.#pipeline.circuitChanged(state);
     this.#concurrency.circuitChanged(state);
     // Open: every partition pauses. Half-open: fetching resumes so there is
     // something to probe with; opossum lets one call through at a time.

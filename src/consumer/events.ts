@@ -92,6 +92,13 @@ export interface DlqRoutedEvent extends MessageRef {
   readonly reason: 'attempts-exhausted' | 'non-retriable' | 'deserialization' | 'shed';
   readonly attempts: number;
   readonly error: Error;
+  /**
+   * True when it was dead-lettered without evidence that the downstream
+   * works: every message that could run was failing and no health check is
+   * configured, so the consumer guessed that this one is poison (see the
+   * failure rule in docs/failures.md). Absent otherwise.
+   */
+  readonly guess?: true;
 }
 
 export interface DlqFailedEvent extends MessageRef {

@@ -53,6 +53,16 @@ export interface CircuitBreakerOptions {
   readonly rollingCountTimeoutMs?: number;
   /** Buckets in the rolling window. @default 10 */
   readonly rollingCountBuckets?: number;
+  /**
+   * Whether the downstream works, asked of your code instead of a message:
+   * it is the half-open probe, and it decides when every message that could
+   * run is failing (in `partition` ordering every head can be a poison
+   * message, and then only this tells poison from an outage). Resolve true
+   * for healthy; false, a throw, or no answer within `handlerTimeoutMs`
+   * count as down. Without one, the consumer guesses in that case (see
+   * docs/failures.md). @default none
+   */
+  readonly healthCheck?: (signal: AbortSignal) => Promise<boolean>;
 }
 
 export interface LatencyOptions {

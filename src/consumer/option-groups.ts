@@ -341,6 +341,7 @@ export function resolveCircuitBreaker(raw: Raw): Resolved['circuitBreaker'] {
       'resetTimeoutMs',
       'rollingCountTimeoutMs',
       'rollingCountBuckets',
+      'healthCheck',
     ]);
     const rollingCountTimeoutMs = duration(
       'circuitBreaker.rollingCountTimeoutMs',
@@ -380,6 +381,10 @@ export function resolveCircuitBreaker(raw: Raw): Resolved['circuitBreaker'] {
       }),
       rollingCountTimeoutMs,
       rollingCountBuckets,
+      healthCheck: optionalFunction<(signal: AbortSignal) => Promise<boolean>>(
+        'circuitBreaker.healthCheck',
+        cbRaw['healthCheck'],
+      ),
     });
   }
 

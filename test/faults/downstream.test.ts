@@ -140,7 +140,8 @@ describe('fault: downstream outage and flapping', () => {
     const poisonCount = Array.from({ length: MESSAGES }, (_, i) => `m-${i}`).filter(poison).length;
     await waitFor(() => ledger.accountedCount >= MESSAGES - poisonCount, {
       timeoutMs: 120_000,
-      message: () => `not all handled after recovery: ${ledger.summary()}`,
+      message: () =>
+        `not all handled after recovery: ${ledger.summary()} circuit=${consumer.circuitState} ${JSON.stringify(consumer.partitions())}`,
     });
     await expectCommittedAtEnd(groupId, topic);
     const letters = await ledgerDeadLetters(ledger, `${topic}.dlq`, poisonCount);

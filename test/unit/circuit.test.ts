@@ -28,6 +28,7 @@ function circuit(overrides: Partial<CircuitSettings> = {}): {
     { ...settings, ...overrides },
     (state) => states.push(state),
     (error) => !(error instanceof NotCounted),
+    100,
   );
   circuits.push(c);
   return { circuit: c, states };
@@ -201,10 +202,10 @@ describe('Circuit.probe: the half-open probe', () => {
     expect(states).toEqual(['open', 'half-open', 'open', 'half-open']);
   });
 
-  it('a failure with counted = false closes it (the message, not the downstream, failed)', async () => {
+  it('a failure with telling = false closes it (the message used its attempts: it says nothing of the downstream)', async () => {
     const { circuit: c, states } = circuit();
     await halfOpen(c);
-    const error = new Error('fails again, but it was blamed already');
+    const error = new Error('fails again, as it did every time');
     // The caller still sees the message's own error.
     await expect(c.probe(() => Promise.reject(error), false)).rejects.toBe(error);
     expect(c.state).toBe('closed');
@@ -216,6 +217,50 @@ describe('Circuit.probe: the half-open probe', () => {
     await halfOpen(c);
     const poison = new NotCounted('poison');
     await expect(c.probe(() => Promise.reject(poison), true)).rejects.toBe(poison);
+    expect(c.state).toBe('closed');
+  });
+
+  it('a close by a probe that told nothing is on trial: the first counted failure reopens it', async () => {
+    const { circuit: c, states } = circuit();
+    await halfOpen(c);
+    expect(c.onTrial).toBe(false);
+    await expect(c.probe(() => Promise.reject(new NotCounted('poison')), true)).rejects.toThrow();
+    expect(c.state).toBe('closed');
+    expect(c.onTrial).toBe(true);
+    // A success ends the trial.
+    c.record(false, 0);
+    expect(c.onTrial).toBe(false);
+    await vi.advanceTimersByTimeAsync(0);
+    // Tried again: a close by an exhausted message's probe, then one counted failure.
+    record(c, settings.volumeThreshold, true);
+    await vi.advanceTimersByTimeAsync(settings.resetTimeoutMs);
+    await expect(c.probe(() => Promise.reject(new Error('again')), false)).rejects.toThrow();
+    expect(c.onTrial).toBe(true);
+    c.record(true, 0);
+    expect(c.state).toBe('open');
+    expect(c.onTrial).toBe(false);
+    expect(states).toEqual(['open', 'half-open', 'closed', 'open', 'half-open', 'closed', 'open']);
+  });
+
+  it('a success ends the trial: after it the window rule holds again', async () => {
+    const { circuit: c } = circuit();
+    await halfOpen(c);
+    await expect(c.probe(() => Promise.reject(new Error('again')), false)).rejects.toThrow();
+    c.record(false, 0);
+    expect(c.onTrial).toBe(false);
+    record(c, settings.volumeThreshold - 2, true);
+    expect(c.state).toBe('closed');
+    c.record(true, 0);
+    expect(c.state).toBe('open');
+  });
+
+  it('a close by a probe that succeeded is not on trial', async () => {
+    const { circuit: c } = circuit();
+    await halfOpen(c);
+    await c.probe(() => Promise.resolve(), true);
+    expect(c.state).toBe('closed');
+    expect(c.onTrial).toBe(false);
+    c.record(true, 0);
     expect(c.state).toBe('closed');
   });
 
@@ -246,6 +291,102 @@ describe('Circuit.probe: the half-open probe', () => {
     expect(c.state).toBe('closed');
     c.record(true, 0);
     expect(c.state).toBe('open');
+  });
+});
+
+describe('Circuit health check', () => {
+  it('is the half-open probe: a passing check closes the circuit without a message', async () => {
+    let checks = 0;
+    const { circuit: c, states } = circuit({
+      healthCheck: () => {
+        checks += 1;
+        return Promise.resolve(true);
+      },
+    });
+    expect(c.checksHealth).toBe(true);
+    record(c, settings.volumeThreshold, true);
+    await vi.advanceTimersByTimeAsync(settings.resetTimeoutMs);
+    expect(checks).toBe(1);
+    expect(c.state).toBe('closed');
+    expect(states).toEqual(['open', 'half-open', 'closed']);
+  });
+
+  it('a failed check reopens it whatever isRetriable says of errors: it is never a close on trial', async () => {
+    const states: CircuitState[] = [];
+    // A predicate that counts only errors with a 5xx status, as a user might write.
+    const c = new Circuit(
+      { ...settings, healthCheck: () => Promise.resolve(false) },
+      (state) => states.push(state),
+      (error) => ((error as { status?: number }).status ?? 0) >= 500,
+      100,
+    );
+    circuits.push(c);
+    record(c, settings.volumeThreshold, true);
+    await vi.advanceTimersByTimeAsync(settings.resetTimeoutMs);
+    expect(c.state).toBe('open');
+    expect(c.onTrial).toBe(false);
+    expect(states).toEqual(['open', 'half-open', 'open']);
+  });
+
+  it('a failing, throwing or silent check reopens it, and the next half-open asks again', async () => {
+    const answers: (() => Promise<boolean>)[] = [
+      () => Promise.resolve(false),
+      () => Promise.reject(new Error('check broke')),
+      () => new Promise<boolean>(() => undefined),
+      () => Promise.resolve(true),
+    ];
+    let checks = 0;
+    const { circuit: c, states } = circuit({
+      healthCheck: () => answers[checks++]!(),
+    });
+    record(c, settings.volumeThreshold, true);
+    // Each reset interval a check; the silent one times out (100 ms, below).
+    for (let i = 0; i < 4; i += 1) {
+      await vi.advanceTimersByTimeAsync(settings.resetTimeoutMs + 100);
+    }
+    expect(checks).toBe(4);
+    expect(c.state).toBe('closed');
+    expect(states).toEqual([
+      'open',
+      'half-open',
+      'open',
+      'half-open',
+      'open',
+      'half-open',
+      'open',
+      'half-open',
+      'closed',
+    ]);
+  });
+
+  it('checkHealth: callers meanwhile share one running check; the signal aborts at the timeout', async () => {
+    let checks = 0;
+    let signal: AbortSignal | undefined;
+    const { circuit: c } = circuit({
+      healthCheck: (s) => {
+        checks += 1;
+        signal = s;
+        return new Promise<boolean>(() => undefined);
+      },
+    });
+    const a = c.checkHealth();
+    const b = c.checkHealth();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(checks).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await a).toBe(false);
+    expect(await b).toBe(false);
+    expect(signal!.aborted).toBe(true);
+    void c.checkHealth();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(checks).toBe(2);
+  });
+
+  it('open() opens a closed circuit (the check said the downstream is down)', () => {
+    const { circuit: c, states } = circuit();
+    c.open();
+    expect(c.state).toBe('open');
+    expect(states).toEqual(['open']);
   });
 });
 

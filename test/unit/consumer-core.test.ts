@@ -4,6 +4,7 @@ import type { BackpressureConsumerOptions, InboundMessage } from '../../src/cons
 import type { ProducerRecord } from 'kafkajs';
 import { ACTIVE_WINDOW_MS } from '../../src/consumer/admission/partitions.js';
 import { FakeClient } from '../helpers/fake-client.js';
+import { DLQ_HEADERS } from '../../src/consumer/failure/dead-letter-record.js';
 
 /**
  * The consumer's core driven through the client port by a fake client and
@@ -361,25 +362,234 @@ describe('consumer core with a fake client: failures', () => {
     await consumer.close();
   });
 
-  it('dead-letters a poison message after its attempts while the others succeed, and commits past it', async () => {
+  it('dead-letters a poison message alone on its partition: after its attempts and a short stall (the latest first attempts went well), and commits past it', async () => {
     const dlq = dlqProducer();
     const retries: number[] = [];
     const { client, consumer } = await started({
       ordering: 'partition',
-      circuitBreaker: { volumeThreshold: 100 },
+      // Nothing else runs: only a guess ends it. The latest 50 first
+      // attempts went well, so two more failing calls in a row (a short stall) are enough.
+      circuitBreaker: { volumeThreshold: 10 },
       retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 50 },
       deadLetter: { producer: dlq.producer },
       handler: (message) =>
-        message.offset === '3' ? Promise.reject(new Error('poison')) : Promise.resolve(),
+        message.offset === '60' ? Promise.reject(new Error('poison')) : Promise.resolve(),
     });
+    const guesses: boolean[] = [];
     consumer.on('message.retry', (e) => retries.push(e.attempt));
-    await client.deliver('t', 0, 10);
-    await tick(500);
+    consumer.on('dlq.routed', (e) => guesses.push(e.guess === true));
+    await client.deliver('t', 0, 70);
+    // Three attempts 10 and 20 ms apart, two more at 20 to 40 ms.
+    await tick(40);
+    expect(dlq.sent).toEqual([]);
+    await tick(200);
     expect(retries).toEqual([1, 2]);
-    expect(dlq.sent).toHaveLength(1);
+    expect(guesses).toEqual([true]);
     expect(dlq.sent[0]!.topic).toBe('t.dlq');
+    // The dead letter says so too, for whoever replays it.
+    expect(dlq.sent[0]!.messages[0]!.headers![DLQ_HEADERS.guess]?.toString()).toBe('true');
+    expect(consumer.circuitState).toBe('closed');
     await consumer.commit();
-    expect(client.committed.get('t|0')).toBe(10);
+    expect(client.committed.get('t|0')).toBe(70);
+    await consumer.close();
+  });
+
+  it('livelock setup: every partition head poison at once (partition order, 3 partitions): all dead-lettered, the rest handled, bounded calls', async () => {
+    // Offset 25 of every partition always fails: once each partition
+    // reaches it, every head fails and nothing else can run. Nothing tells poison
+    // from an outage then; without a health check one head is
+    // dead-lettered on a guess, its partition moves on and succeeds, and
+    // that success is the evidence against the other two.
+    const dlq = dlqProducer();
+    const routed: { id: string; guess: boolean }[] = [];
+    let calls = 0;
+    const handled = new Set<string>();
+    const { client, consumer } = await started(
+      {
+        ordering: 'partition',
+        circuitBreaker: {},
+        retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 50 },
+        deadLetter: { producer: dlq.producer },
+        handler: (message) => {
+          calls += 1;
+          if (message.offset === '25') return Promise.reject(new Error('poison'));
+          handled.add(`${message.partition}:${message.offset}`);
+          return Promise.resolve();
+        },
+      },
+      3,
+    );
+    consumer.on('dlq.routed', (e) =>
+      routed.push({ id: `${e.partition}:${e.offset}`, guess: e.guess === true }),
+    );
+    await Promise.all([0, 1, 2].map((p) => client.deliver('t', p, 40)));
+    await tick(1000);
+    expect(routed.map((r) => r.id).sort()).toEqual(['0:25', '1:25', '2:25']);
+    // One guess broke the stall; the others went on evidence.
+    expect(routed.filter((r) => r.guess)).toHaveLength(1);
+    expect(handled.size).toBe(3 * 39);
+    // The successes, 2 charged calls per poison message, and the stall:
+    // twice volumeThreshold (20) failures of exhausted heads in a row before
+    // the guess, and a few more of the other two before the evidence is clear.
+    expect(calls).toBeLessThanOrEqual(3 * 39 + 3 * 2 + 20 + 2 * 10);
+    await consumer.commit();
+    for (const p of [0, 1, 2]) expect(client.committed.get(`t|${p}`)).toBe(40);
+    await consumer.close();
+  });
+
+  it('an outage at every head without a health check: no call while open, calls bounded by the backoff, rare guesses that back off, all else handled after', async () => {
+    let down = true;
+    let calls = 0;
+    let callsWhileOpen = 0;
+    const dlq = dlqProducer();
+    const { client, consumer } = await started(
+      {
+        ordering: 'partition',
+        circuitBreaker: { volumeThreshold: 5, resetTimeoutMs: 1000 },
+        retry: { maxAttempts: 2, initialDelayMs: 100, maxDelayMs: 2000 },
+        deadLetter: { producer: dlq.producer },
+        handler: () => {
+          calls += 1;
+          if (consumer.circuitState === 'open') callsWhileOpen += 1;
+          return down ? Promise.reject(new Error('down')) : Promise.resolve();
+        },
+      },
+      3,
+    );
+    const opened: number[] = [];
+    const guesses: number[] = [];
+    consumer.on('circuit.open', () => opened.push(Date.now()));
+    consumer.on('dlq.routed', (e) => {
+      expect(e.guess).toBe(true);
+      guesses.push(Date.now());
+    });
+    const start = Date.now();
+    await Promise.all([0, 1, 2].map((p) => client.deliver('t', p, 10)));
+    await tick(200_000);
+    expect(opened.length).toBeGreaterThan(0);
+    expect(callsWhileOpen).toBe(0);
+    // Once the heads have used their attempts, their probes tell nothing and
+    // close the circuit on trial; each waits once and fails again, which
+    // reopens it: about one call per trial, not a tight loop.
+    expect(calls).toBeLessThanOrEqual(10 + 3 * (200_000 / 1000));
+    // No livelock: nothing tells an outage from poison heads. The circuit
+    // opened, so the downstream is in doubt and a guess waits for a long
+    // stall: six rolling windows (60 s) of only those heads failing, then
+    // twice as long each time.
+    expect(guesses.length).toBeGreaterThanOrEqual(2);
+    expect(guesses[0]! - start).toBeGreaterThanOrEqual(60_000);
+    for (let i = 1; i < guesses.length; i += 1) {
+      expect(guesses[i]! - guesses[i - 1]!).toBeGreaterThanOrEqual(60_000 * 2 ** i);
+    }
+    down = false;
+    await tick(5000);
+    expect(dlq.sent).toHaveLength(guesses.length);
+    await consumer.commit();
+    for (const p of [0, 1, 2]) expect(client.committed.get(`t|${p}`)).toBe(10);
+    await consumer.close();
+  });
+
+  it('with a health check: an outage at every head dead-letters nothing; poison heads are dead-lettered on its word', async () => {
+    let down = true;
+    let checks = 0;
+    let callsWhileOpen = 0;
+    const dlq = dlqProducer();
+    const { client, consumer } = await started(
+      {
+        ordering: 'partition',
+        circuitBreaker: {
+          volumeThreshold: 5,
+          resetTimeoutMs: 500,
+          healthCheck: () => {
+            checks += 1;
+            return Promise.resolve(!down);
+          },
+        },
+        retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 50 },
+        deadLetter: { producer: dlq.producer },
+        handler: (message) => {
+          if (consumer.circuitState === 'open') callsWhileOpen += 1;
+          return down || message.offset === '3'
+            ? Promise.reject(new Error('fails'))
+            : Promise.resolve();
+        },
+      },
+      3,
+    );
+    const states: string[] = [];
+    consumer.on('circuit.open', () => states.push('open'));
+    consumer.on('circuit.closed', () => states.push('closed'));
+    await Promise.all([0, 1, 2].map((p) => client.deliver('t', p, 6)));
+    await tick(3000);
+    expect(states[0]).toBe('open');
+    expect(dlq.sent).toEqual([]);
+    // One check at a time: the stalled heads' one, then one per reset interval while open.
+    expect(checks).toBeLessThanOrEqual(3000 / 500 + 2);
+    expect(callsWhileOpen).toBe(0);
+    down = false;
+    await tick(3000);
+    expect(consumer.circuitState).toBe('closed');
+    expect(
+      dlq.sent.map((r) => r.messages[0]!.headers!['x-bp-original-offset']?.toString()),
+    ).toEqual(['3', '3', '3']);
+    await consumer.commit();
+    for (const p of [0, 1, 2]) expect(client.committed.get(`t|${p}`)).toBe(6);
+    await consumer.close();
+  });
+
+  it('with a health check and no dead-letter topic, a stalled poison head holds visibly: nothing is skipped', async () => {
+    let checks = 0;
+    const { client, consumer } = await started({
+      ordering: 'partition',
+      circuitBreaker: {
+        healthCheck: () => {
+          checks += 1;
+          return Promise.resolve(true);
+        },
+      },
+      retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 50 },
+      handler: (message) =>
+        message.offset === '0' ? Promise.reject(new Error('poison')) : Promise.resolve(),
+    });
+    const failed: number[] = [];
+    const errors: Error[] = [];
+    consumer.on('message.failed', (e) => failed.push(Number(e.offset)));
+    consumer.on('consumer.error', (e) => errors.push(e.error));
+    await client.deliver('t', 0, 5);
+    await tick(2000);
+    // Nothing to act on a healthy answer with: the check is not asked, the head holds.
+    expect(checks).toBe(0);
+    expect(errors).toEqual([]);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(new Set(failed)).toEqual(new Set([0]));
+    await consumer.commit();
+    expect(client.committed.get('t|0') ?? 0).toBe(0);
+    await consumer.close({ drainTimeoutMs: 0 });
+  });
+
+  it('a brownout (60% of calls failing) dead-letters no message that would succeed', async () => {
+    // 60% of calls fail, from a seeded sequence: the same run every time.
+    const dlq = dlqProducer();
+    let seed = 14;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const { client, consumer } = await started({
+      ordering: 'unordered',
+      concurrency: 32,
+      circuitBreaker: { resetTimeoutMs: 200 },
+      retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 },
+      deadLetter: { producer: dlq.producer },
+      handler: () => (random() < 0.6 ? Promise.reject(new Error('503')) : Promise.resolve()),
+    });
+    const guesses: boolean[] = [];
+    consumer.on('dlq.routed', (e) => guesses.push(e.guess === true));
+    await client.deliver('t', 0, 200);
+    await tick(20_000);
+    expect(dlq.sent).toEqual([]);
+    await consumer.commit();
+    expect(client.committed.get('t|0')).toBe(200);
     await consumer.close();
   });
 

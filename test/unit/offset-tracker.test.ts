@@ -394,7 +394,10 @@ describe('OffsetTracker', () => {
                 break;
               }
               case 'advance': {
-                const target = (next ?? start) + cmd.delta;
+                // Kafka offsets are never negative: the admitter advances to a batch's
+                // lastOffset + 1 >= 1. Below 0 the metadata position would be "-1", which
+                // decodeProgress rightly refuses (seed 882919727 found start 0, delta -1).
+                const target = Math.max(0, (next ?? start) + cmd.delta);
                 tracker.advanceTo(target);
                 if (next === undefined || target > next) next = target;
                 break;
@@ -457,7 +460,22 @@ describe('OffsetTracker', () => {
             lastPosition = position;
           }
         }),
-        { numRuns: 300 },
+        {
+          numRuns: 300,
+          examples: [
+            // Once a counterexample (with the target unclamped): advancing from start 0 by -1
+            // admitted -1 and 0, and completing 0 out of order committed "kbp1/-1/1.1".
+            [
+              0,
+              [
+                { kind: 'advance', delta: -1 },
+                { kind: 'admit', gap: 0 },
+                { kind: 'admit', gap: 0 },
+                { kind: 'complete', pick: 21034905 },
+              ],
+            ],
+          ],
+        },
       );
     });
 

@@ -71,6 +71,7 @@ export class BatchRunner implements AttemptSink<Batch> {
 
   /** A message of the batch ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
+    this.#runner.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -154,6 +155,8 @@ export class BatchRunner implements AttemptSink<Batch> {
     const attempt = b.attempts + 1;
     // A new array per call: a handler may keep the one it got.
     const messages = b.deliveries.map((d) => d.message);
+    // Its messages are running: their calls tell poison from an outage.
+    for (const d of b.deliveries) this.#runner.begin(d);
     if (circuit.state === 'closed') {
       return this.attempts.run(messages, attempt, b, {
         attemptEnded: (_b, failed, value, now, durationMs) =>
@@ -206,13 +209,20 @@ export class BatchRunner implements AttemptSink<Batch> {
         error = failures;
       }
       this.#observe(b, attempt, error, durationMs);
+      // A fresh batch's first call is a fair sample of the downstream; a
+      // retry, or a half of a failed batch, is not.
+      const first = b.attempts === 0 && b.mark === undefined;
       if (error === undefined) {
         if (counted) this.#circuit.record(false, now);
-        this.#runner.succeeded(now);
-        return this.#succeeded(b, free, failures as Map<Delivery, Error> | undefined, now);
+        this.#runner.batchEnded(false, first, now);
+        return this.#succeeded(b, free, failures as Map<Delivery, Error> | undefined);
       }
-      if (counted) this.#circuit.record(this.#hooks.isRetriable(error), now);
-      b.firstFailureAt ??= now;
+      const retriable = this.#hooks.isRetriable(error);
+      if (counted) this.#circuit.record(retriable, now);
+      if (retriable) {
+        this.#runner.batchEnded(true, first, now);
+        b.mark ??= this.#runner.mark();
+      }
       this.#failed(b, free, error, false);
     } catch (unexpected) {
       // This runs in a promise reaction, where a throw would escape.
@@ -224,7 +234,6 @@ export class BatchRunner implements AttemptSink<Batch> {
     b: Batch,
     free: (done: boolean) => void,
     failures: Map<Delivery, Error> | undefined,
-    now: number,
   ): void {
     free(false);
     if (failures === undefined || failures.size === 0) {
@@ -239,7 +248,7 @@ export class BatchRunner implements AttemptSink<Batch> {
         d.alone = true;
         d.attempts = 0;
         d.pendingError = error;
-        d.firstFailureAt = now;
+        this.#runner.waiting(d);
         failing.push(d);
       }
     }
@@ -294,7 +303,9 @@ export class BatchRunner implements AttemptSink<Batch> {
       case 'wait-circuit':
         if (!refused) b.attempts -= 1;
         if (decision.blame) b.blamed = true;
-        if (refused || circuit.state === 'open') {
+        // A refusal can arrive after the probe that caused it closed the
+        // circuit: then there is no change left to wait for.
+        if (circuit.state !== 'closed' && (refused || circuit.state === 'open')) {
           return this.#park(b, free, circuit.changed({ last: b.blamed }));
         }
         return this.#park(b, free, Promise.resolve());
@@ -318,14 +329,15 @@ export class BatchRunner implements AttemptSink<Batch> {
   /** Halves, run one after the other; a message alone takes the per-message path afresh. */
   #split(b: Batch, free: (done: boolean) => void): void {
     free(false);
+    for (const d of b.deliveries) this.#runner.waiting(d);
     const middle = Math.ceil(b.deliveries.length / 2);
     const parts = [b.deliveries.slice(0, middle), b.deliveries.slice(middle)].map((half): Unit => {
-      if (half.length > 1) return new Batch(b.state, half, 1, true, b.firstFailureAt);
+      if (half.length > 1) return new Batch(b.state, half, 1, true, b.mark);
       const d = half[0]!;
       d.alone = true;
       d.attempts = 0;
-      // Its siblings' successes since the batch first failed tell poison from outage.
-      d.firstFailureAt = b.firstFailureAt;
+      // What others did since the batch first failed tells poison from outage.
+      d.mark = b.mark;
       return d;
     });
     this.#segments(b).split(parts);

@@ -1,5 +1,6 @@
 import { toError } from '../../errors.js';
 import { isThenable } from '../../shared/thenable.js';
+import type { EvidenceMark } from '../failure/evidence.js';
 import type { PartitionState } from '../admission/partitions.js';
 import type { BatchHandler, BatchResult, InboundMessage, MessageHandler } from '../message.js';
 import type { Delivery } from './delivery.js';
@@ -29,8 +30,8 @@ export class Batch implements LaneItem {
   working = false;
   /** Failed while the circuit was not closed: its calls no longer count, and it waits behind fresh work. */
   blamed = false;
-  /** When the batch it came from first failed (consumer clock). */
-  firstFailureAt: number | undefined;
+  /** Where its evidence begins: set when it (or the batch it came from) first failed. */
+  mark: EvidenceMark | undefined;
   /** The parts of a failed batch it belongs to, run one after another. */
   segments: Segments | undefined = undefined;
 
@@ -39,13 +40,13 @@ export class Batch implements LaneItem {
     deliveries: Delivery[],
     maxAttempts: number,
     prepared = false,
-    firstFailureAt?: number,
+    mark?: EvidenceMark,
   ) {
     this.state = state;
     this.deliveries = deliveries;
     this.maxAttempts = maxAttempts;
     this.prepared = prepared;
-    this.firstFailureAt = firstFailureAt;
+    this.mark = mark;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { PartitionState } from '../admission/partitions.js';
+import type { EvidenceMark } from '../failure/evidence.js';
 import type { RawMessage } from '../kafka/port.js';
 import type { InboundMessage } from '../options.js';
 import type { Segments } from './batch.js';
@@ -23,16 +24,24 @@ export class Delivery implements LaneItem {
   working = false;
   /** It has come up for processing once (shedding is decided then). */
   started = false;
+  /** Started, not ended, and its calls still tell something (see the runner's stall rule). */
+  telling = false;
+  /** Started, not ended, and it has failed `maxAttempts` calls. */
+  exhausted = false;
   /** Charged handler attempts so far. */
   attempts = 0;
+  /** Failed handler calls so far, charged or not (a message that has failed `maxAttempts` is exhausted). */
+  failedCalls = 0;
   /** Whether `deserialize` has produced the payload. */
   deserialized = false;
-  /** It failed while the circuit was not closed: its calls no longer count, and it waits behind fresh ones. */
+  /** It failed while the circuit was not closed: it waits behind fresh ones for a half-open probe. */
   blamed = false;
   /** Parked for the circuit without being blamed: counted until it runs again. */
   waitingForCircuit = false;
-  /** When it first failed (consumer clock): others succeeding since tells poison from outage. */
-  firstFailureAt: number | undefined = undefined;
+  /** The circuit's trial (its count of closes on trial) it waited for once: in that trial it runs regardless. */
+  waitedForTrial = 0;
+  /** Where its evidence begins (set at its first failure): what others did since tells poison from outage. */
+  mark: EvidenceMark | undefined = undefined;
   /** With `batchHandler`: runs alone from now on (taken alone, or out of a failed batch). */
   alone = false;
   /** With `batchHandler`: the failed batch's parts it is among; told when it ends. */

@@ -68,6 +68,11 @@ export class Pipeline {
     };
   }
 
+  /** The circuit changed state: failing messages' evidence follows it. */
+  circuitChanged(state: 'closed' | 'open' | 'half-open'): void {
+    this.#runner.circuitChanged(state);
+  }
+
   /** Ends every running call with `reason` (close gave up waiting). */
   abortAll(reason: Error): void {
     this.#runner.attempts.abortAll(reason);

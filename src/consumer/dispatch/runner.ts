@@ -3,6 +3,7 @@ import type { PartitionState } from '../admission/partitions.js';
 import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
 import type { Circuit } from '../failure/breaker.js';
 import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
+import { FailureEvidence, type EvidenceMark } from '../failure/evidence.js';
 import { decideFailure } from '../failure/policy.js';
 import { shedAge } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
@@ -59,9 +60,17 @@ export class Runner implements AttemptSink<Delivery> {
   readonly #hooks: RunnerHooks;
   #dispatcher!: Dispatcher;
   readonly observers: AttemptObserver[] = [];
-  /** When a handler attempt last succeeded: tells a poison message from an outage. */
-  #lastSuccessAt = Number.NEGATIVE_INFINITY;
-  /** Messages not blamed that wait for the circuit, or were woken and have not run yet. */
+  /** What other calls did: tells a poison message from an outage. */
+  readonly #evidence: FailureEvidence;
+  /**
+   * Messages started and not ended that have failed fewer than
+   * `maxAttempts` calls: while there is one, its next call can still tell
+   * poison from an outage, so there is no stall.
+   */
+  #tellingLive = 0;
+  /** Messages started and not ended that have failed `maxAttempts` calls or more. */
+  #exhaustedLive = 0;
+  /** Messages that probe first (see #probesLast) waiting for the circuit, or woken and not run yet. */
   #freshWaiting = 0;
 
   /** @param measured each attempt's duration, as it ends (the latency window's feed) */
@@ -82,15 +91,42 @@ export class Runner implements AttemptSink<Delivery> {
     );
     this.#circuit = circuit;
     this.#hooks = hooks;
+    const breaker = options.circuitBreaker;
+    // While the downstream's health is in doubt, a stall lasts six rolling
+    // windows (a minute at defaults) before a guess: an outage whose
+    // victims have all used their attempts is not taken for poison early.
+    // The latest first attempts looked at: five times the calls the breaker
+    // wants before it judges.
+    this.#evidence = new FailureEvidence(
+      breaker?.errorThresholdPercentage ?? 50,
+      6 * (breaker?.rollingCountTimeoutMs ?? 10_000),
+      5 * (breaker?.volumeThreshold ?? 10),
+      breaker?.rollingCountTimeoutMs ?? 10_000,
+    );
+  }
+
+  /** The circuit opened: the latest first attempts no longer say the downstream works. */
+  circuitChanged(state: 'closed' | 'open' | 'half-open'): void {
+    if (state === 'open') this.#evidence.circuitOpened(this.#options.clock.now());
   }
 
   bind(dispatcher: Dispatcher): void {
     this.#dispatcher = dispatcher;
   }
 
-  /** A call of the batch handler succeeded: others succeeding tells poison from outage. */
-  succeeded(now: number): void {
-    if (now > this.#lastSuccessAt) this.#lastSuccessAt = now;
+  /**
+   * A batch handler call ended (`first`: the batch's first call). Its
+   * outcome is evidence like a message's: a batch that succeeds says the
+   * downstream works, one that fails on its first call is a failing sample.
+   */
+  batchEnded(failed: boolean, first: boolean, now: number): void {
+    if (failed) this.#evidence.failed(first, false, now);
+    else this.#evidence.succeeded(first, false, now);
+  }
+
+  /** Where the evidence of a message failing now would begin (a failed batch's, for its parts). */
+  mark(): EvidenceMark {
+    return this.#evidence.mark();
   }
 
   /**
@@ -99,10 +135,32 @@ export class Runner implements AttemptSink<Delivery> {
    */
   failedAlone(d: Delivery, error: Error): void {
     try {
-      this.#failed(d, detached, error, false);
+      this.begin(d);
+      this.#countFailure(d, error, this.#options.clock.now(), false);
+      this.#failed(d, noop, error, false);
     } catch (unexpected) {
       this.#hooks.error(toError(unexpected));
     }
+  }
+
+  /**
+   * The message starts its first call (alone, or in a batch): until it has
+   * used its attempts, its calls tell something, and it counts among the
+   * messages that could still tell poison from an outage.
+   */
+  begin(d: Delivery): void {
+    if (d.telling || d.exhausted) return;
+    d.telling = true;
+    this.#tellingLive += 1;
+    if (!this.#telling(d)) this.#exhaust(d);
+  }
+
+  /**
+   * The message waits behind others of its failed batch: until its part
+   * runs it can tell nothing, like a message behind another in its lane.
+   */
+  waiting(d: Delivery): void {
+    this.#untell(d);
   }
 
   /** The dispatcher's step (see {@link Step}). */
@@ -115,6 +173,7 @@ export class Runner implements AttemptSink<Delivery> {
     try {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
+      this.begin(d);
       if (!d.started) {
         d.started = true;
         if (o.shed) {
@@ -140,6 +199,7 @@ export class Runner implements AttemptSink<Delivery> {
   }
 
   #finish(d: Delivery, done: boolean, free: (done: boolean) => void): void {
+    this.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -166,19 +226,28 @@ export class Runner implements AttemptSink<Delivery> {
     error: Error,
     reason: DeadLetterReason,
     then?: () => void,
+    guess = false,
   ): void {
     free(false);
     const settings = this.#options.deadLetter!;
     const hooks = this.#hooks;
     const route = () =>
-      deadLetter(settings, d.message, error, reason, d.attempts, {
-        groupId: hooks.groupId,
-        hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
-        sleep: hooks.sleep,
-        abandoned: () => hooks.abandoned(d),
-        routed: (event) => hooks.emit('dlq.routed', event),
-        failed: (event) => hooks.emit('dlq.failed', event),
-      });
+      deadLetter(
+        settings,
+        d.message,
+        error,
+        reason,
+        d.attempts,
+        {
+          groupId: hooks.groupId,
+          hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
+          sleep: hooks.sleep,
+          abandoned: () => hooks.abandoned(d),
+          routed: (event) => hooks.emit('dlq.routed', event),
+          failed: (event) => hooks.emit('dlq.failed', event),
+        },
+        guess,
+      );
     const routing = deadLetterChannel.hasSubscribers
       ? deadLetterChannel.tracePromise(route, {
           message: d.message,
@@ -202,6 +271,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   /** A message that was parked ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
+    this.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -267,13 +337,19 @@ export class Runner implements AttemptSink<Delivery> {
 
   #attempt(d: Delivery, free: (done: boolean) => void): void {
     const circuit = this.#circuit;
-    if (circuit.state === 'closed') return this.attempts.run(d.message, d.attempts + 1, d);
+    if (circuit.state === 'closed') {
+      if (circuit.onTrial && !this.#telling(d) && d.waitedForTrial !== circuit.trials) {
+        return this.#waitForTrial(d, free);
+      }
+      return this.attempts.run(d.message, d.attempts + 1, d);
+    }
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
-    // Half-open: one probe goes through opossum; the rest are refused and
-    // wait. A message that failed while the circuit was not closed probes
-    // only when no other message waits to: otherwise one that always fails
-    // would be the probe every time.
-    if (d.blamed && this.#freshWaiting > 0) return this.#waitForCircuit(d, free);
+    // Half-open: one probe goes through opossum (the health check, when
+    // there is one); the rest are refused and wait, those that failed
+    // before behind the others (see #probesLast).
+    if (circuit.checksHealth || (this.#probesLast(d) && this.#freshWaiting > 0)) {
+      return this.#waitForCircuit(d, free);
+    }
     const attempt = d.attempts + 1;
     let outcome: [boolean, unknown, number, number] | undefined;
     circuit
@@ -288,7 +364,7 @@ export class Runner implements AttemptSink<Delivery> {
               },
             }),
           ),
-        !d.blamed,
+        this.#telling(d),
       )
       .then(
         () => this.#ended(d, free, attempt, false, undefined, outcome![2], outcome![3], false),
@@ -307,7 +383,7 @@ export class Runner implements AttemptSink<Delivery> {
     now: number,
     durationMs: number,
   ): void {
-    this.#ended(d, d.free!, d.attempts + 1, failed, thrown, now, durationMs, !d.blamed);
+    this.#ended(d, d.free!, d.attempts + 1, failed, thrown, now, durationMs, true);
   }
 
   #ended(
@@ -318,27 +394,80 @@ export class Runner implements AttemptSink<Delivery> {
     thrown: unknown,
     now: number,
     durationMs: number,
-    counted: boolean,
+    closed: boolean,
   ): void {
     try {
       const error = failed ? toError(thrown) : undefined;
       if (this.observers.length > 0 || this.#hooks.settledListened()) {
         this.#observe(d, attempt, error, durationMs);
       }
+      const telling = this.#telling(d);
+      // The breaker counts a message that used its attempts only on a
+      // trial close, or while the downstream looks to be failing (see
+      // FailureEvidence.failingLately): otherwise it is likely poison, and
+      // counting it would open the circuit on poison.
+      // Not counting it at all, an outage whose victims have all used their
+      // attempts would leave the breaker nothing to count.
+      const counted =
+        closed && (telling || this.#circuit.onTrial || this.#evidence.failingLately(now));
       if (error === undefined) {
-        this.#lastSuccessAt = now;
-        // A message that failed while the downstream was down no longer
-        // counts for or against it.
+        this.#evidence.succeeded(d.failedCalls === 0, !telling, now);
         if (counted) this.#circuit.record(false, now);
         return this.#finish(d, true, free);
       }
-      if (counted) this.#circuit.record(this.#hooks.isRetriable(error), now);
-      d.firstFailureAt ??= now;
+      this.#countFailure(d, error, now, counted);
       this.#failed(d, free, error, false);
     } catch (unexpected) {
       // This runs in a promise reaction, where a throw would escape.
       this.#unexpected(d, free, unexpected);
     }
+  }
+
+  /** A call of the message failed: the evidence, the breaker (when `counted`) and its failed calls take note. */
+  #countFailure(d: Delivery, error: Error, now: number, counted: boolean): void {
+    const telling = this.#telling(d);
+    const retriable = this.#hooks.isRetriable(error);
+    if (counted) this.#circuit.record(retriable, now);
+    if (retriable) {
+      this.#evidence.failed(d.failedCalls === 0, !telling, now);
+      // Its evidence begins after its own first failure (or its batch's).
+      d.mark ??= this.#evidence.mark();
+    }
+    d.failedCalls += 1;
+    if (!this.#telling(d)) this.#exhaust(d);
+  }
+
+  /** The message ended, or used its attempts: it no longer counts as one whose calls tell anything. */
+  #untell(d: Delivery): void {
+    if (!d.telling) return;
+    d.telling = false;
+    this.#tellingLive -= 1;
+  }
+
+  /** The message used its attempts: it stops telling and counts among those a stall waits through. */
+  #exhaust(d: Delivery): void {
+    if (!d.telling) return;
+    this.#untell(d);
+    d.exhausted = true;
+    this.#exhaustedLive += 1;
+  }
+
+  /** The message ended (alone, or in a batch): it no longer counts, telling or exhausted. */
+  released(d: Delivery): void {
+    this.#untell(d);
+    if (!d.exhausted) return;
+    d.exhausted = false;
+    this.#exhaustedLive -= 1;
+  }
+
+  /**
+   * Whether a call of this message says anything about the downstream: not
+   * once it has failed `maxAttempts` times. Poison fails again, and so does
+   * anything in an outage; counting those calls would let poison messages
+   * hold the circuit open.
+   */
+  #telling(d: Delivery): boolean {
+    return d.failedCalls < this.#options.retry.maxAttempts;
   }
 
   #observe(d: Delivery, attempt: number, error: Error | undefined, durationMs: number): void {
@@ -371,8 +500,10 @@ export class Runner implements AttemptSink<Delivery> {
   ): void {
     const o = this.#options;
     const circuit = this.#circuit;
+    const evidence = this.#evidence;
     if (!refused) d.attempts += 1;
     const failure = error ?? new Error('refused by the open circuit');
+    const mark = d.mark;
     const decision = decideFailure(
       {
         refused,
@@ -380,8 +511,13 @@ export class Runner implements AttemptSink<Delivery> {
         breakerEnabled: circuit.enabled,
         retriable: refused || this.#hooks.isRetriable(failure),
         attempts: d.attempts,
+        failedCalls: d.failedCalls,
         maxAttempts: o.retry.maxAttempts,
-        othersSucceeded: d.firstFailureAt !== undefined && this.#lastSuccessAt >= d.firstFailureAt,
+        served: mark !== undefined && evidence.served(mark),
+        stalled:
+          this.#tellingLive === 0 &&
+          evidence.stalled(this.#exhaustedLive, o.clock.now(), circuit.checksHealth),
+        healthCheck: circuit.checksHealth,
         deadLetter: o.deadLetter !== undefined,
       },
       o.retry,
@@ -407,19 +543,89 @@ export class Runner implements AttemptSink<Delivery> {
         }
         return this.#park(d, free, this.#hooks.sleep(decision.delayMs));
       case 'dead-letter':
-        return this.#toDeadLetter(d, free, failure, decision.reason);
+        if (decision.guess) evidence.guessed();
+        return this.#toDeadLetter(d, free, failure, decision.reason, undefined, decision.guess);
+      case 'check-health':
+        evidence.guessed();
+        d.attempts -= 1;
+        return this.#checkHealth(d, free, failure);
       case 'hold':
         return this.#park(d, free, this.#holdAndWait(d, failure));
     }
   }
 
-  /** Parks the message until the circuit changes; blamed messages wake after the others. */
+  /**
+   * Every message that could run is failing: the health check says whether
+   * the downstream works. If it does, this message is poison; if not, the
+   * circuit opens and the message waits for it like the rest.
+   */
+  #checkHealth(d: Delivery, free: (done: boolean) => void, failure: Error): void {
+    free(false);
+    const circuit = this.#circuit;
+    const answered = (healthy: boolean): void => {
+      if (this.#hooks.abandoned(d)) return this.#end(d, false);
+      if (healthy) {
+        this.#evidence.healthy();
+        d.attempts += 1;
+        return this.#toDeadLetter(d, noop, failure, 'attempts-exhausted');
+      }
+      circuit.open();
+      d.blamed = true;
+      this.#waitForCircuit(d, noop);
+    };
+    void circuit
+      .checkHealth()
+      .then(answered)
+      .catch((unexpected: unknown) => {
+        // Not expected (the check's own errors count as down): reported, and
+        // the message comes round again rather than waiting for nothing.
+        this.#hooks.error(toError(unexpected));
+        this.#dispatcher.requeue(d);
+      });
+  }
+
+  /**
+   * Parks the message until the circuit changes; blamed messages wake after
+   * the others. A refusal can reach here after the probe that caused it has
+   * already closed the circuit (it arrives through a promise): then there
+   * is no change left to wait for, and the message runs again now.
+   */
   #waitForCircuit(d: Delivery, free: (done: boolean) => void): void {
-    if (!d.blamed) {
+    if (this.#circuit.state === 'closed') return this.#park(d, free, Promise.resolve());
+    const last = this.#probesLast(d);
+    if (!last) {
       d.waitingForCircuit = true;
       this.#freshWaiting += 1;
     }
-    this.#park(d, free, this.#circuit.changed({ last: d.blamed }));
+    this.#park(d, free, this.#circuit.changed({ last }));
+  }
+
+  /**
+   * The circuit is closed on trial (its probe told nothing) and this
+   * message has failed all its attempts: it waits until something else
+   * shows whether the downstream works (a success ends the trial, a
+   * counted failure reopens the circuit), so that the messages fetched
+   * meanwhile, whose calls tell, run first. Without any, it runs after
+   * `resetTimeoutMs`: then its own failure reopens the circuit.
+   */
+  #waitForTrial(d: Delivery, free: (done: boolean) => void): void {
+    const waited = this.#options.circuitBreaker!.resetTimeoutMs;
+    d.waitedForTrial = this.#circuit.trials;
+    this.#park(
+      d,
+      free,
+      Promise.race([this.#circuit.changed({ last: true }), this.#hooks.sleep(waited)]),
+    );
+  }
+
+  /**
+   * A message that failed while the circuit was not closed, or has failed
+   * all its attempts, probes only when no other message waits to: its
+   * failure would tell nothing new, and it would otherwise be the probe
+   * every time.
+   */
+  #probesLast(d: Delivery): boolean {
+    return d.blamed || !this.#telling(d);
   }
 
   /**
@@ -445,5 +651,4 @@ export class Runner implements AttemptSink<Delivery> {
   }
 }
 
-/** The release of a message that holds no worker (a batch handler's reported failure). */
-function detached(): void {}
+function noop(): void {}

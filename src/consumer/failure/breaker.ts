@@ -10,6 +10,8 @@ export interface CircuitSettings {
   readonly resetTimeoutMs: number;
   readonly rollingCountTimeoutMs: number;
   readonly rollingCountBuckets: number;
+  /** Asked instead of a message in the half-open state, and when every message that could run is failing. */
+  readonly healthCheck?: ((signal: AbortSignal) => Promise<boolean>) | undefined;
 }
 
 /**
@@ -34,19 +36,31 @@ export class Circuit {
   /** Woken after #waiters: they ask for a slot after the others, so they do not probe first. */
   #lastWaiters: (() => void)[] = [];
 
+  /** Closed by a probe that told nothing: until a call succeeds, one counted failure reopens. */
+  #onTrial = false;
+  /** Closes on trial so far: tells one trial from the next. */
+  #trials = 0;
+
+  /** The health check running now, shared by everyone who asks meanwhile. */
+  #checking: Promise<boolean> | undefined;
+  readonly #checkTimeoutMs: number;
+
   /**
    * @param isCounted whether a failure says something about the downstream
    *   (a poison message's non-retriable error does not)
+   * @param checkTimeoutMs how long a health check may take before it counts as failed
    */
   constructor(
     settings: CircuitSettings | undefined,
     onChange: (state: CircuitState) => void,
     isCounted: (error: unknown) => boolean,
+    checkTimeoutMs = 30_000,
   ) {
     this.#settings = settings;
+    this.#checkTimeoutMs = checkTimeoutMs;
     if (settings === undefined) return;
     this.#window = new OutcomeWindow(settings.rollingCountTimeoutMs, settings.rollingCountBuckets);
-    this.#breaker = new CircuitBreaker((task: () => Promise<void>, _counted: boolean) => task(), {
+    this.#breaker = new CircuitBreaker((task: () => Promise<void>, _telling: boolean) => task(), {
       // Attempts are timed by the dispatcher, so a timeout counts once.
       timeout: false,
       errorThresholdPercentage: settings.errorThresholdPercentage,
@@ -55,13 +69,25 @@ export class Circuit {
       resetTimeout: settings.resetTimeoutMs,
       rollingCountTimeout: settings.rollingCountTimeoutMs,
       rollingCountBuckets: settings.rollingCountBuckets,
-      // A probe by a message that already failed while the circuit was
-      // not closed, or one failing with an error that is not the
-      // downstream's, says nothing against the downstream: taken as a
-      // success, it closes the circuit.
+      // A probe that says nothing about the downstream is taken as a
+      // success: it closes the circuit, so that fetching resumes and fresh
+      // messages, whose calls do tell, run again. That is a probe by a
+      // message that has failed all its attempts (it only probes when no
+      // other waits to), or one failing with an error that is not the
+      // downstream's (a poison message's non-retriable error).
       // (opossum passes the call's arguments after the error; its types show only the error.)
-      errorFilter: ((error: unknown, _task: unknown, counted: unknown) =>
-        counted === false || !isCounted(error)) as (error: unknown) => boolean,
+      // Such a close is on trial: the first counted failure after it opens
+      // the circuit again at once, before the window has its volume, so
+      // an outage costs no more calls per probe than the slots hold.
+      errorFilter: ((error: unknown, _task: unknown, telling: unknown) => {
+        // A failed health check always tells, whatever isRetriable says of its error.
+        const told = error instanceof HealthCheckFailed || (telling !== false && isCounted(error));
+        if (!told) {
+          this.#onTrial = true;
+          this.#trials += 1;
+        }
+        return !told;
+      }) as (error: unknown) => boolean,
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
     });
@@ -70,11 +96,15 @@ export class Circuit {
       this.#state = state;
       // A fresh start: the outcomes that opened the circuit are history.
       if (state === 'closed') this.#window?.clear();
+      else if (state === 'open') this.#onTrial = false;
       this.wakeAll();
       onChange(state);
     };
     this.#breaker.on('open', () => move('open'));
-    this.#breaker.on('halfOpen', () => move('half-open'));
+    this.#breaker.on('halfOpen', () => {
+      move('half-open');
+      if (settings.healthCheck !== undefined) this.#probeHealth();
+    });
     this.#breaker.on('close', () => move('closed'));
   }
 
@@ -87,6 +117,52 @@ export class Circuit {
   }
 
   /**
+   * Closed by a probe that told nothing about the downstream (it failed for
+   * the message's own reasons, or was a message that failed all its
+   * attempts), and no call has succeeded since: the downstream has not
+   * been shown to work.
+   */
+  get onTrial(): boolean {
+    return this.#onTrial;
+  }
+
+  /** How many closes on trial there have been (the current one's number while {@link onTrial}). */
+  get trials(): number {
+    return this.#trials;
+  }
+
+  /** A health check is configured: it is the half-open probe. */
+  get checksHealth(): boolean {
+    return this.#settings?.healthCheck !== undefined;
+  }
+
+  /**
+   * Asks the health check once, or joins the check running now. False when
+   * it answers false, throws, or has not answered within the timeout.
+   */
+  checkHealth(): Promise<boolean> {
+    const check = this.#settings?.healthCheck;
+    if (check === undefined) return Promise.resolve(false);
+    this.#checking ??= runCheck(check, this.#checkTimeoutMs).finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking;
+  }
+
+  /** Opens the circuit now (a health check said the downstream is down). */
+  open(): void {
+    if (this.#state === 'closed') this.#breaker?.open();
+  }
+
+  /** The half-open probe is the health check: it closes or reopens the circuit. */
+  #probeHealth(): void {
+    const probe = async () => {
+      if (!(await this.checkHealth())) throw new HealthCheckFailed();
+    };
+    this.#breaker!.fire(probe, true).catch(() => undefined);
+  }
+
+  /**
    * Counts the outcome of a call that ran while the circuit was closed;
    * `failed` only for failures that count against the downstream. Opens
    * the circuit, synchronously, when the rule says so.
@@ -95,7 +171,15 @@ export class Circuit {
     const window = this.#window;
     if (window === undefined || this.#state !== 'closed') return;
     window.record(failed, now);
-    if (!failed) return;
+    if (!failed) {
+      if (this.#onTrial) {
+        // The trial is over: what waited for it runs.
+        this.#onTrial = false;
+        this.wakeAll();
+      }
+      return;
+    }
+    if (this.#onTrial) return this.#breaker!.open();
     const settings = this.#settings!;
     if (window.calls < settings.volumeThreshold) return;
     if ((window.failures / window.calls) * 100 > settings.errorThresholdPercentage) {
@@ -106,13 +190,13 @@ export class Circuit {
   /**
    * Runs a half-open probe through opossum. Rejects with
    * {@link CircuitOpenError}, without running `task`, when the circuit is
-   * open or another probe is out. `counted` false: its failure is taken as
+   * open or another probe is out. `telling` false: its failure is taken as
    * a success (see the constructor).
    */
-  probe(task: () => Promise<void>, counted: boolean): Promise<void> {
+  probe(task: () => Promise<void>, telling: boolean): Promise<void> {
     const breaker = this.#breaker;
     if (breaker === undefined) return task();
-    return breaker.fire(task, counted).then(undefined, rethrowOpen);
+    return breaker.fire(task, telling).then(undefined, rethrowOpen);
   }
 
   /**
@@ -140,6 +224,42 @@ export class Circuit {
   shutdown(): void {
     this.wakeAll();
     this.#breaker?.shutdown();
+  }
+}
+
+/** The half-open probe's failure when it is the health check: always counted. */
+class HealthCheckFailed extends Error {
+  constructor() {
+    super('the health check failed');
+    this.name = 'HealthCheckFailed';
+  }
+}
+
+async function runCheck(
+  check: (signal: AbortSignal) => Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort(new Error(`the health check took over ${timeoutMs} ms`));
+      resolve(false);
+    }, timeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([
+      Promise.resolve()
+        .then(() => check(controller.signal))
+        .then(
+          (healthy) => healthy === true,
+          () => false,
+        ),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

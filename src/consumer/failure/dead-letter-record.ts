@@ -17,6 +17,8 @@ export const DLQ_HEADERS = {
   errorStack: `${DLQ_HEADER_PREFIX}error-stack`,
   attempts: `${DLQ_HEADER_PREFIX}attempts`,
   failedAt: `${DLQ_HEADER_PREFIX}failed-at`,
+  /** `true` when the consumer dead-lettered it on a guess (see `dlq.routed`'s `guess`); absent otherwise. */
+  guess: `${DLQ_HEADER_PREFIX}guess`,
 } as const;
 
 const MAX_ERROR_MESSAGE = 4000;
@@ -29,6 +31,8 @@ export interface DeadLetterDetails {
   readonly failedAt: Date;
   readonly includeStack: boolean;
   readonly maxStackLength: number;
+  /** Dead-lettered without evidence that the downstream works. */
+  readonly guess?: boolean;
 }
 
 /** The dead letter: the original key, value and headers, plus where it came from and why it failed. */
@@ -50,6 +54,7 @@ export function deadLetterMessage(
   }
   headers[DLQ_HEADERS.attempts] = String(details.attempts);
   headers[DLQ_HEADERS.failedAt] = details.failedAt.toISOString();
+  if (details.guess === true) headers[DLQ_HEADERS.guess] = 'true';
   return { key: message.key, value: message.value, headers };
 }
 

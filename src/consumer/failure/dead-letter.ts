@@ -25,7 +25,8 @@ export interface DeadLetterHooks {
  * broker acknowledged it, so its offset may count as done. A write that
  * fails holds the partition at that offset and is retried with backoff,
  * forever: losing the message is not an option. Resolves false when the
- * message was abandoned meanwhile.
+ * message was abandoned meanwhile. `guess`: dead-lettered without evidence
+ * (a header and the event say so).
  */
 export async function deadLetter(
   settings: DeadLetterSettings,
@@ -34,6 +35,7 @@ export async function deadLetter(
   reason: DeadLetterReason,
   attempts: number,
   hooks: DeadLetterHooks,
+  guess = false,
 ): Promise<boolean> {
   const chooseTopic = (): string | BackpressureError => {
     try {
@@ -66,6 +68,7 @@ export async function deadLetter(
               failedAt: new Date(),
               includeStack: settings.includeStack,
               maxStackLength: settings.maxStackLength,
+              guess,
             }),
           ],
         });
@@ -77,6 +80,7 @@ export async function deadLetter(
           reason,
           attempts,
           error,
+          ...(guess ? { guess } : {}),
         });
         return true;
       } catch (sendError) {
