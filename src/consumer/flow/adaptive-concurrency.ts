@@ -52,7 +52,7 @@ export const HOLD_BAND = 1.1;
 /** Short-term latency above this multiple of the baseline is a clear rise: the limit is cut. */
 export const CLEAR_RISE = 1.5;
 /** After a cut, latency must fall below this fraction of what it was for the cut to count as helping. */
-const RESPONDED = 0.85;
+export const RESPONDED = 0.85;
 
 interface Cut {
   readonly from: number;

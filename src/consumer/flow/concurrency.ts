@@ -43,6 +43,11 @@ export class ConcurrencyControl {
     this.#clock = options.clock;
   }
 
+  /** The adaptive limit's baseline: the latency the downstream shows without queueing, if learned. */
+  get baselineMs(): number | undefined {
+    return this.#limit?.baselineMs;
+  }
+
   /** A handler call ended after `durationMs`, at `now`. */
   record(durationMs: number, now: number): void {
     this.#limit?.record(durationMs, now);
