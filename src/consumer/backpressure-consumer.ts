@@ -212,6 +212,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           probing: (probes) => this.#concurrency.latencyPaused(probes),
           demand: () => this.#dispatcher.demand,
           baselineMs: () => this.#concurrency.baselineMs,
+          cutPending: () => this.#concurrency.cutPending,
           changed: (high, event) => emit(high ? 'latency.high' : 'latency.normal', event),
         })
       : undefined;

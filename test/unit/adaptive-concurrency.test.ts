@@ -193,6 +193,8 @@ describe('GradientLimit decisions', () => {
     limit.update(1000, 0);
     for (let i = 0; i < 5; i += 1) limit.record(300, 2000);
     expect(limit.update(2000, 16)).toMatchObject({ changed: true, limit: 8 });
+    // Until calls started after it end, the cut's effect is unknown.
+    expect(limit.cutPending).toBe(true);
     // Calls started after the cut are just as slow.
     for (let i = 0; i < 8; i += 1) limit.record(300, 2400);
     expect(limit.update(2500, 16)).toEqual({
@@ -202,6 +204,7 @@ describe('GradientLimit decisions', () => {
       reason: 'latency-steady',
     });
     expect(limit.baselineMs).toBe(300);
+    expect(limit.cutPending).toBe(false);
   });
 
   it('grows while latency holds and the limit is in use, not while it is idle', () => {

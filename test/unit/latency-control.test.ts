@@ -23,7 +23,7 @@ const spikeAt = 5000;
 const spikeEnd = 25_000;
 const endMs = 35_000;
 
-function simulate(spike: DownstreamModel) {
+function simulate(spike: DownstreamModel, windowMs = 10_000) {
   let now = 0;
   const clock = { now: () => now };
   const dispatcher = { concurrency: 32 } as unknown as Dispatcher;
@@ -50,13 +50,14 @@ function simulate(spike: DownstreamModel) {
   flow.assign(Array.from({ length: 6 }, (_, partition) => ({ topic: 't', partition })));
   const events: { at: number; high: boolean; event: LatencyEvent }[] = [];
   const trigger = new LatencyTrigger(
-    { percentile: 95, pauseAboveMs: 100, resumeBelowMs: 50, probes: 3, windowMs: 10_000 },
+    { percentile: 95, pauseAboveMs: 100, resumeBelowMs: 50, probes: 3, windowMs },
     clock,
     flow,
     {
       probing: (n) => control.latencyPaused(n),
       demand: () => 1_000_000,
       baselineMs: () => control.baselineMs,
+      cutPending: () => control.cutPending,
       changed: (high, event) => events.push({ at: now, high, event }),
     },
   );
@@ -120,5 +121,18 @@ describe('adaptive limit + latency pause, issue 21 settings', () => {
     expect(rate).toBeGreaterThanOrEqual(0.9 * (32 / 0.3));
     expect(run.trigger.markMs).toBe(100);
     expect(run.dispatcher.concurrency).toBe(32);
+  });
+
+  it('capacity model with a 1 s window: the pause waits for the limit to measure its cuts, then ends on noEffect; targets met', () => {
+    // A short window carries the slow calls within a second, while the limit
+    // is still cutting: a pause then would freeze it before it learned the
+    // downstream's 300 ms, and the probes (3 at once) would hold the spike.
+    const run = simulate(capacityModel(300, 8), 1000);
+    const inSpike = run.events.filter((e) => e.at >= spikeAt && e.at < spikeEnd);
+    expect(inSpike.map((e) => e.high)).toEqual([true, false]);
+    expect(inSpike[1]!.event.noEffect).toBe(true);
+    expect(run.p95(spikeAt + 3000)).toBeLessThanOrEqual(600);
+    const settledRate = run.ended(spikeAt + 3000, spikeEnd) / ((spikeEnd - spikeAt - 3000) / 1000);
+    expect(settledRate).toBeGreaterThanOrEqual(0.9 * (8 / 0.3));
   });
 });

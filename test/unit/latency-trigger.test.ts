@@ -32,10 +32,12 @@ function setup(overrides: Partial<typeof settings> = {}) {
   const probing: (number | undefined)[] = [];
   let demand = 10;
   let baseline: number | undefined;
+  let cutPending = false;
   const trigger = new LatencyTrigger({ ...settings, ...overrides }, clock, flow, {
     probing: (n) => probing.push(n),
     demand: () => demand,
     baselineMs: () => baseline,
+    cutPending: () => cutPending,
     changed: (high, event) => events.push([high, event]),
   });
   /** `n` calls of `ms` end now. */
@@ -51,6 +53,7 @@ function setup(overrides: Partial<typeof settings> = {}) {
     record,
     setDemand: (n: number) => (demand = n),
     setBaseline: (ms: number | undefined) => (baseline = ms),
+    setCutPending: (pending: boolean) => (cutPending = pending),
     advance: (ms: number) => (now += ms),
   };
 }
@@ -370,5 +373,43 @@ describe('LatencyTrigger on a downstream the pause cannot help (issue 21)', () =
     expect(t.calls.at(-1)).toBe('resume 0,1');
     expect(t.events[3]![1]).toEqual({ percentile: 50, latencyMs: 20, thresholdMs: 50 });
     expect(t.trigger.markMs).toBe(100);
+  });
+});
+
+describe('LatencyTrigger beside the adaptive limit', () => {
+  it('a due pause waits while the limit has a cut in flight, and comes once it is measured', () => {
+    const t = setup();
+    t.setCutPending(true);
+    t.advance(1000);
+    for (let i = 0; i < 10; i += 1) {
+      t.record(300, 5);
+      t.trigger.check();
+      t.advance(200);
+    }
+    expect(t.calls).toEqual([]);
+    t.setCutPending(false);
+    t.record(300, 5);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+  });
+
+  it('waits at most 5 s for the limit, checks without calls included', () => {
+    const t = setup();
+    t.setCutPending(true);
+    t.advance(1000);
+    t.record(300, 5);
+    t.trigger.check();
+    // Checks with no call ended do not restart the wait.
+    for (let i = 0; i < 40; i += 1) {
+      t.advance(100);
+      t.trigger.check();
+    }
+    t.record(300, 5);
+    t.trigger.check();
+    expect(t.calls).toEqual([]);
+    t.advance(1000);
+    t.record(300, 5);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
   });
 });

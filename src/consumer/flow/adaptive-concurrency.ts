@@ -119,6 +119,11 @@ export class GradientLimit {
     this.#staleCount = 0;
   }
 
+  /** A cut was made and its effect is not measured yet: the limit is still finding the capacity. */
+  get cutPending(): boolean {
+    return this.#cut !== undefined;
+  }
+
   /** Fresh samples waiting for the next decision. */
   get samples(): number {
     return this.#count;

@@ -48,6 +48,11 @@ export class ConcurrencyControl {
     return this.#limit?.baselineMs;
   }
 
+  /** The adaptive limit made a cut whose effect it has not measured yet. */
+  get cutPending(): boolean {
+    return this.#limit?.cutPending ?? false;
+  }
+
   /** A handler call ended after `durationMs`, at `now`. */
   record(durationMs: number, now: number): void {
     this.#limit?.record(durationMs, now);

@@ -8,6 +8,8 @@ import { LatencyWindow } from './latency-window.js';
 
 /** How long one partition may fetch for probes before another takes its turn. */
 const PROBE_FETCH_TURN_MS = 2000;
+/** The longest a pause waits for the adaptive limit to measure a cut it made. */
+const LIMIT_FIRST_MS = 5000;
 
 type LatencySettings = NonNullable<ResolvedOptions<unknown>['latency']>;
 
@@ -18,6 +20,8 @@ export interface LatencyTriggerHooks {
   demand(): number;
   /** The adaptive limit's baseline (its latency without queueing), when there is one and it has learned it. */
   baselineMs(): number | undefined;
+  /** The adaptive limit made a cut whose effect it has not measured yet. */
+  cutPending(): boolean;
   changed(high: boolean, event: LatencyEvent): void;
 }
 
@@ -44,7 +48,9 @@ export interface LatencyTriggerHooks {
  * could). Either ends the pause with `noEffect`, and the pause mark rises to
  * `CLEAR_RISE` times that latency, so the same steady latency does not pause
  * again; it falls back to `pauseAboveMs` once the calls are fast again, or
- * when a pause ends on fast probes.
+ * when a pause ends on fast probes. While the adaptive limit has a cut in
+ * flight (up to `LIMIT_FIRST_MS`), a due pause waits: the limit reacts
+ * sooner, and a pause would freeze it before it learned the baseline.
  *
  * Probes come from the work already admitted. When none is left, one
  * partition at a time (in turn) is let out of the pause so its next fetch
@@ -62,6 +68,8 @@ export class LatencyTrigger {
   #pausedAt = 0;
   /** The pause mark in force: `pauseAboveMs`, or higher after a pause that could not help. */
   #markMs: number;
+  /** Since when a due pause waits for the adaptive limit's cut to be measured. */
+  #deferredSince: number | undefined;
   /** The percentile that caused the pause in force. */
   #pausedOnMs = 0;
   /** Probes in a row that ended fast, and the slowest of them. */
@@ -148,11 +156,22 @@ export class LatencyTrigger {
     this.#recentSlow = 0;
     this.#recentFast = 0;
     if (recentFast) this.#markMs = pauseAboveMs;
-    if (!recentHigh) return;
-    const latencyMs = this.#window.percentile(percentile);
-    if (latencyMs === undefined || latencyMs <= this.#markMs) return;
+    const latencyMs = recentHigh ? this.#window.percentile(percentile) : undefined;
+    if (latencyMs === undefined || latencyMs <= this.#markMs) {
+      // No pause due; a check with no calls at all tells nothing either way.
+      if (recent > 0) this.#deferredSince = undefined;
+      return;
+    }
+    const now = this.#clock.now();
+    if (this.#hooks.cutPending()) {
+      // The adaptive limit is still finding the capacity: a pause now would
+      // freeze it before it learns the baseline a pause is judged against.
+      this.#deferredSince ??= now;
+      if (now - this.#deferredSince < LIMIT_FIRST_MS) return;
+    }
+    this.#deferredSince = undefined;
     this.#high = true;
-    this.#pausedAt = this.#clock.now();
+    this.#pausedAt = now;
     this.#pausedOnMs = latencyMs;
     this.#fast = 0;
     this.#slowestFastMs = 0;
