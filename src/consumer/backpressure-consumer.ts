@@ -212,7 +212,7 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
           probing: (probes) => this.#concurrency.latencyPaused(probes),
           demand: () => this.#dispatcher.demand,
           baselineMs: () => this.#concurrency.baselineMs,
-          cutPending: () => this.#concurrency.cutPending,
+          limitSettling: (since) => this.#concurrency.limitSettling(since),
           changed: (high, event) => emit(high ? 'latency.high' : 'latency.normal', event),
         })
       : undefined;

@@ -141,6 +141,19 @@ describe('GradientLimit against the two downstream models', () => {
 });
 
 describe('GradientLimit decisions', () => {
+  it('records when it last decided on fresh samples, changed or not', () => {
+    const limit = gradient({ initial: 4 });
+    expect(limit.decidedAt).toBe(Number.NEGATIVE_INFINITY);
+    limit.record(10, 100);
+    limit.update(200, 0);
+    expect(limit.decidedAt).toBe(Number.NEGATIVE_INFINITY);
+    for (let i = 0; i < 3; i += 1) limit.record(10, 300);
+    expect(limit.update(400, 0)).toEqual({ changed: false, limit: 4 });
+    expect(limit.decidedAt).toBe(400);
+    limit.update(500, 0);
+    expect(limit.decidedAt).toBe(400);
+  });
+
   it('holds still with no fresh samples, however long', () => {
     const limit = gradient({ initial: 20 });
     // Fewer samples than a decision needs: none is taken.

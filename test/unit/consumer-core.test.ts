@@ -815,6 +815,60 @@ describe('consumer core with a fake client: latency control', () => {
     await consumer.close();
   });
 
+  it('with adaptiveConcurrency, against a downstream of 4 slots: the limit settles, the pause comes after its cuts and ends with noEffect', async () => {
+    let slow = false;
+    let running = 0;
+    let done = 0;
+    const ended: number[] = [];
+    const handler = async (): Promise<void> => {
+      running += 1;
+      // 4 slots of 300 ms once slow: latency grows with the calls sent.
+      const ms = slow ? 300 * Math.max(1, running / 4) : 10;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      running -= 1;
+      done += 1;
+      ended.push(Date.now());
+    };
+    const { client, consumer } = await started(
+      {
+        ordering: 'unordered',
+        concurrency: 16,
+        maxInFlight: 400,
+        adaptiveConcurrency: { targetLatencyMs: 100, minConcurrency: 2 },
+        latency,
+        handler,
+      },
+      2,
+    );
+    const events: [string, LatencyEvent][] = [];
+    consumer.on('latency.high', (e) => events.push(['high', e]));
+    consumer.on('latency.normal', (e) => events.push(['normal', e]));
+    consumer.on('concurrency.changed', (e) =>
+      console.log('CC', Date.now() - spikeAt0, e.from, e.to, e.reason),
+    );
+    const spikeAt0 = Date.now() + 1000;
+    void client.deliver('t', 0, 1500);
+    void client.deliver('t', 1, 1500);
+    await tick(1000);
+    expect(events).toEqual([]);
+    slow = true;
+    const spikeAt = Date.now();
+    await tick(20_000);
+    const noEffect = events.filter(([e, event]) => e === 'normal' && event.noEffect === true);
+    expect(noEffect.length).toBeGreaterThanOrEqual(1);
+    // The limit holds the downstream near its 4 slots, with no pause in force.
+    expect(consumer.partitions().filter((p) => p.reasons.includes('latency'))).toEqual([]);
+    expect(consumer.concurrency).toBeGreaterThanOrEqual(3);
+    expect(consumer.concurrency).toBeLessThanOrEqual(6);
+    const lastTen = ended.filter((t) => t >= spikeAt + 10_000).length;
+    expect(lastTen).toBeGreaterThanOrEqual(0.9 * (4 / 0.3) * 10);
+    slow = false;
+    await tick(10_000);
+    expect(consumer.inFlight).toBe(0);
+    expect(done).toBeGreaterThan(lastTen);
+    await consumer.close();
+  }, 30_000);
+
   it('with nothing admitted left, lets one partition fetch probes; never resumes on an empty window', async () => {
     const d = downstream(300);
     const { client, consumer } = await started(

@@ -57,7 +57,7 @@ function simulate(spike: DownstreamModel, windowMs = 10_000) {
       probing: (n) => control.latencyPaused(n),
       demand: () => 1_000_000,
       baselineMs: () => control.baselineMs,
-      cutPending: () => control.cutPending,
+      limitSettling: (since) => control.limitSettling(since),
       changed: (high, event) => events.push({ at: now, high, event }),
     },
   );

@@ -32,12 +32,12 @@ function setup(overrides: Partial<typeof settings> = {}) {
   const probing: (number | undefined)[] = [];
   let demand = 10;
   let baseline: number | undefined;
-  let cutPending = false;
+  let limitSettling = false;
   const trigger = new LatencyTrigger({ ...settings, ...overrides }, clock, flow, {
     probing: (n) => probing.push(n),
     demand: () => demand,
     baselineMs: () => baseline,
-    cutPending: () => cutPending,
+    limitSettling: () => limitSettling,
     changed: (high, event) => events.push([high, event]),
   });
   /** `n` calls of `ms` end now. */
@@ -53,7 +53,7 @@ function setup(overrides: Partial<typeof settings> = {}) {
     record,
     setDemand: (n: number) => (demand = n),
     setBaseline: (ms: number | undefined) => (baseline = ms),
-    setCutPending: (pending: boolean) => (cutPending = pending),
+    setLimitSettling: (settling: boolean) => (limitSettling = settling),
     advance: (ms: number) => (now += ms),
   };
 }
@@ -377,9 +377,9 @@ describe('LatencyTrigger on a downstream the pause cannot help (issue 21)', () =
 });
 
 describe('LatencyTrigger beside the adaptive limit', () => {
-  it('a due pause waits while the limit has a cut in flight, and comes once it is measured', () => {
+  it('a due pause waits while the adaptive limit is still acting on the rise, and comes once it has', () => {
     const t = setup();
-    t.setCutPending(true);
+    t.setLimitSettling(true);
     t.advance(1000);
     for (let i = 0; i < 10; i += 1) {
       t.record(300, 5);
@@ -387,7 +387,7 @@ describe('LatencyTrigger beside the adaptive limit', () => {
       t.advance(200);
     }
     expect(t.calls).toEqual([]);
-    t.setCutPending(false);
+    t.setLimitSettling(false);
     t.record(300, 5);
     t.trigger.check();
     expect(t.calls).toEqual(['pause 0,1']);
@@ -395,7 +395,7 @@ describe('LatencyTrigger beside the adaptive limit', () => {
 
   it('waits at most 5 s for the limit, checks without calls included', () => {
     const t = setup();
-    t.setCutPending(true);
+    t.setLimitSettling(true);
     t.advance(1000);
     t.record(300, 5);
     t.trigger.check();

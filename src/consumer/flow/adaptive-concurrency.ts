@@ -63,6 +63,8 @@ export class GradientLimit {
   readonly #settings: LimitSettings;
   #limit: number;
   #baselineMs: number | undefined;
+  /** When the limit last took a decision on fresh samples (changed or not). */
+  #decidedAt = Number.NEGATIVE_INFINITY;
   /** When the limit last changed: calls that started earlier are stale evidence. */
   #changedAt = Number.NEGATIVE_INFINITY;
   #sum = 0;
@@ -124,6 +126,11 @@ export class GradientLimit {
     return this.#cut !== undefined;
   }
 
+  /** When the limit last took a decision on fresh samples, changed or not (the clock's ms). */
+  get decidedAt(): number {
+    return this.#decidedAt;
+  }
+
   /** Fresh samples waiting for the next decision. */
   get samples(): number {
     return this.#count;
@@ -139,6 +146,7 @@ export class GradientLimit {
     // At least a few calls started under this limit, so one outlier does not steer it.
     if (this.#count === 0 || this.#count < Math.min(3, from))
       return { changed: false, limit: from };
+    this.#decidedAt = now;
     const shortMs = this.#sum / this.#count;
     this.#sum = 0;
     this.#count = 0;

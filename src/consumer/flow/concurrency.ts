@@ -48,9 +48,16 @@ export class ConcurrencyControl {
     return this.#limit?.baselineMs;
   }
 
-  /** The adaptive limit made a cut whose effect it has not measured yet. */
-  get cutPending(): boolean {
-    return this.#limit?.cutPending ?? false;
+  /**
+   * The adaptive limit is still acting on a latency rise: it has not yet
+   * decided on calls that ended since `since`, or it made a cut whose
+   * effect it has not measured. False without the limit, or while the
+   * circuit (not the limit) bounds the calls.
+   */
+  limitSettling(since: number): boolean {
+    const limit = this.#limit;
+    if (!limit || this.#circuit !== 'closed') return false;
+    return limit.cutPending || limit.decidedAt < since;
   }
 
   /** A handler call ended after `durationMs`, at `now`. */

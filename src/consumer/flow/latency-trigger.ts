@@ -8,7 +8,7 @@ import { LatencyWindow } from './latency-window.js';
 
 /** How long one partition may fetch for probes before another takes its turn. */
 const PROBE_FETCH_TURN_MS = 2000;
-/** The longest a pause waits for the adaptive limit to measure a cut it made. */
+/** The longest a due pause waits for the adaptive limit to act on the rise. */
 const LIMIT_FIRST_MS = 5000;
 
 type LatencySettings = NonNullable<ResolvedOptions<unknown>['latency']>;
@@ -20,8 +20,11 @@ export interface LatencyTriggerHooks {
   demand(): number;
   /** The adaptive limit's baseline (its latency without queueing), when there is one and it has learned it. */
   baselineMs(): number | undefined;
-  /** The adaptive limit made a cut whose effect it has not measured yet. */
-  cutPending(): boolean;
+  /**
+   * The adaptive limit (if any) is still acting on a latency rise: it has
+   * not decided on the calls since `since`, or has a cut in flight.
+   */
+  limitSettling(since: number): boolean;
   changed(high: boolean, event: LatencyEvent): void;
 }
 
@@ -48,9 +51,10 @@ export interface LatencyTriggerHooks {
  * could). Either ends the pause with `noEffect`, and the pause mark rises to
  * `CLEAR_RISE` times that latency, so the same steady latency does not pause
  * again; it falls back to `pauseAboveMs` once the calls are fast again, or
- * when a pause ends on fast probes. While the adaptive limit has a cut in
- * flight (up to `LIMIT_FIRST_MS`), a due pause waits: the limit reacts
- * sooner, and a pause would freeze it before it learned the baseline.
+ * when a pause ends on fast probes. A due pause first lets the adaptive
+ * limit act (up to `LIMIT_FIRST_MS`): until it has decided on the slow
+ * calls and measured any cut it made, the pause waits, since it would
+ * freeze the limit before it learned the baseline.
  *
  * Probes come from the work already admitted. When none is left, one
  * partition at a time (in turn) is let out of the pause so its next fetch
@@ -163,11 +167,15 @@ export class LatencyTrigger {
       return;
     }
     const now = this.#clock.now();
-    if (this.#hooks.cutPending()) {
-      // The adaptive limit is still finding the capacity: a pause now would
-      // freeze it before it learns the baseline a pause is judged against.
-      this.#deferredSince ??= now;
-      if (now - this.#deferredSince < LIMIT_FIRST_MS) return;
+    this.#deferredSince ??= now;
+    if (
+      this.#hooks.limitSettling(this.#deferredSince) &&
+      now - this.#deferredSince < LIMIT_FIRST_MS
+    ) {
+      // The adaptive limit has yet to act on this rise, or to measure its
+      // cut: a pause now would freeze it before it learns the baseline a
+      // pause is judged against.
+      return;
     }
     this.#deferredSince = undefined;
     this.#high = true;
