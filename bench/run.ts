@@ -846,7 +846,7 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
       );
     }
     const find = (id: string) => spikes.find((c) => c.id === id);
-    for (const variant of ['limit', 'limit-pause', 'limit-pause-high']) {
+    for (const variant of ['limit', 'limit-pause', 'limit-pause-1s', 'limit-pause-high']) {
       const cap = find(`spike-capacity-${variant}`);
       if (cap) {
         const p95 = cap.extra['p95AfterSettleMs'] ?? Number.NaN;
