@@ -230,7 +230,11 @@ export interface ConsumerEvents {
   'queue.full': (event: QueueEvent) => void;
   /** In-flight work fell to the low mark after being full. */
   'queue.drained': (event: QueueEvent) => void;
-  /** The rolling latency percentile rose above `latency.pauseAboveMs`. */
+  /**
+   * The rolling latency percentile rose above the pause mark
+   * (`latency.pauseAboveMs`, or higher after a pause that could not help):
+   * every partition pauses and `latency.probes` calls run at once.
+   */
   'latency.high': (event: LatencyEvent) => void;
   /**
    * A latency pause ended: `latency.probes` calls in a row ended below

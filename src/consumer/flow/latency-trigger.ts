@@ -72,7 +72,7 @@ export class LatencyTrigger {
   #pausedAt = 0;
   /** The pause mark in force: `pauseAboveMs`, or higher after a pause that could not help. */
   #markMs: number;
-  /** Since when a due pause waits for the adaptive limit's cut to be measured. */
+  /** Since when a due pause waits for the adaptive limit to act on the rise. */
   #deferredSince: number | undefined;
   /** The percentile that caused the pause in force. */
   #pausedOnMs = 0;
