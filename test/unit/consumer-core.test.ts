@@ -843,10 +843,9 @@ describe('consumer core with a fake client: latency control', () => {
     const events: [string, LatencyEvent][] = [];
     consumer.on('latency.high', (e) => events.push(['high', e]));
     consumer.on('latency.normal', (e) => events.push(['normal', e]));
-    consumer.on('concurrency.changed', (e) =>
-      console.log('CC', Date.now() - spikeAt0, e.from, e.to, e.reason),
-    );
-    const spikeAt0 = Date.now() + 1000;
+    // Admission stops a batch at a latency pause (a real client fetches
+    // the rest again after the resume; this fake does not), so not every
+    // message delivered here is admitted: the test counts what ran.
     void client.deliver('t', 0, 1500);
     void client.deliver('t', 1, 1500);
     await tick(1000);
