@@ -3,7 +3,7 @@ import type { PartitionState } from '../admission/partitions.js';
 import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
 import type { Circuit } from '../failure/breaker.js';
 import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
-import { FailureEvidence, type EvidenceMark } from '../failure/evidence.js';
+import { FailureTally } from '../failure/tally.js';
 import { decideFailure } from '../failure/policy.js';
 import { shedAge } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
@@ -60,16 +60,8 @@ export class Runner implements AttemptSink<Delivery> {
   readonly #hooks: RunnerHooks;
   #dispatcher!: Dispatcher;
   readonly observers: AttemptObserver[] = [];
-  /** What other calls did: tells a poison message from an outage. */
-  readonly #evidence: FailureEvidence;
-  /**
-   * Messages started and not ended that have failed fewer than
-   * `maxAttempts` calls: while there is one, its next call can still tell
-   * poison from an outage, so there is no stall.
-   */
-  #tellingLive = 0;
-  /** Messages started and not ended that have failed `maxAttempts` calls or more. */
-  #exhaustedLive = 0;
+  /** Which messages in flight can still tell poison from an outage, and what other calls did. */
+  readonly tally: FailureTally;
   /** Messages that probe first (see #probesLast) waiting for the circuit, or woken and not run yet. */
   #freshWaiting = 0;
 
@@ -91,42 +83,16 @@ export class Runner implements AttemptSink<Delivery> {
     );
     this.#circuit = circuit;
     this.#hooks = hooks;
-    const breaker = options.circuitBreaker;
-    // While the downstream's health is in doubt, a stall lasts six rolling
-    // windows (a minute at defaults) before a guess: an outage whose
-    // victims have all used their attempts is not taken for poison early.
-    // The latest first attempts looked at: five times the calls the breaker
-    // wants before it judges.
-    this.#evidence = new FailureEvidence(
-      breaker?.errorThresholdPercentage ?? 50,
-      6 * (breaker?.rollingCountTimeoutMs ?? 10_000),
-      5 * (breaker?.volumeThreshold ?? 10),
-      breaker?.rollingCountTimeoutMs ?? 10_000,
-    );
+    this.tally = new FailureTally(options.retry.maxAttempts, options.circuitBreaker);
   }
 
   /** The circuit opened: the latest first attempts no longer say the downstream works. */
   circuitChanged(state: 'closed' | 'open' | 'half-open'): void {
-    if (state === 'open') this.#evidence.circuitOpened(this.#options.clock.now());
+    if (state === 'open') this.tally.circuitOpened(this.#options.clock.now());
   }
 
   bind(dispatcher: Dispatcher): void {
     this.#dispatcher = dispatcher;
-  }
-
-  /**
-   * A batch handler call ended (`first`: the batch's first call). Its
-   * outcome is evidence like a message's: a batch that succeeds says the
-   * downstream works, one that fails on its first call is a failing sample.
-   */
-  batchEnded(failed: boolean, first: boolean, now: number): void {
-    if (failed) this.#evidence.failed(first, false, now);
-    else this.#evidence.succeeded(first, false, now);
-  }
-
-  /** Where the evidence of a message failing now would begin (a failed batch's, for its parts). */
-  mark(): EvidenceMark {
-    return this.#evidence.mark();
   }
 
   /**
@@ -135,32 +101,12 @@ export class Runner implements AttemptSink<Delivery> {
    */
   failedAlone(d: Delivery, error: Error): void {
     try {
-      this.begin(d);
+      this.tally.begin(d);
       this.#countFailure(d, error, this.#options.clock.now(), false);
       this.#failed(d, noop, error, false);
     } catch (unexpected) {
       this.#hooks.error(toError(unexpected));
     }
-  }
-
-  /**
-   * The message starts its first call (alone, or in a batch): until it has
-   * used its attempts, its calls tell something, and it counts among the
-   * messages that could still tell poison from an outage.
-   */
-  begin(d: Delivery): void {
-    if (d.telling || d.exhausted) return;
-    d.telling = true;
-    this.#tellingLive += 1;
-    if (!this.#telling(d)) this.#exhaust(d);
-  }
-
-  /**
-   * The message waits behind others of its failed batch: until its part
-   * runs it can tell nothing, like a message behind another in its lane.
-   */
-  waiting(d: Delivery): void {
-    this.#untell(d);
   }
 
   /** The dispatcher's step (see {@link Step}). */
@@ -173,7 +119,7 @@ export class Runner implements AttemptSink<Delivery> {
     try {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
-      this.begin(d);
+      this.tally.begin(d);
       if (!d.started) {
         d.started = true;
         if (o.shed) {
@@ -199,7 +145,7 @@ export class Runner implements AttemptSink<Delivery> {
   }
 
   #finish(d: Delivery, done: boolean, free: (done: boolean) => void): void {
-    this.released(d);
+    this.tally.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -271,7 +217,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   /** A message that was parked ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
-    this.released(d);
+    this.tally.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -338,7 +284,7 @@ export class Runner implements AttemptSink<Delivery> {
   #attempt(d: Delivery, free: (done: boolean) => void): void {
     const circuit = this.#circuit;
     if (circuit.state === 'closed') {
-      if (circuit.onTrial && !this.#telling(d) && d.waitedForTrial !== circuit.trials) {
+      if (circuit.onTrial && !this.tally.telling(d) && d.waitedForTrial !== circuit.trials) {
         return this.#waitForTrial(d, free);
       }
       return this.attempts.run(d.message, d.attempts + 1, d);
@@ -364,7 +310,7 @@ export class Runner implements AttemptSink<Delivery> {
               },
             }),
           ),
-        this.#telling(d),
+        this.tally.telling(d),
       )
       .then(
         () => this.#ended(d, free, attempt, false, undefined, outcome![2], outcome![3], false),
@@ -401,17 +347,16 @@ export class Runner implements AttemptSink<Delivery> {
       if (this.observers.length > 0 || this.#hooks.settledListened()) {
         this.#observe(d, attempt, error, durationMs);
       }
-      const telling = this.#telling(d);
+      const telling = this.tally.telling(d);
       // The breaker counts a message that used its attempts only on a
       // trial close, or while the downstream looks to be failing (see
       // FailureEvidence.failingLately): otherwise it is likely poison, and
       // counting it would open the circuit on poison.
       // Not counting it at all, an outage whose victims have all used their
       // attempts would leave the breaker nothing to count.
-      const counted =
-        closed && (telling || this.#circuit.onTrial || this.#evidence.failingLately(now));
+      const counted = closed && (telling || this.#circuit.onTrial || this.tally.failingLately(now));
       if (error === undefined) {
-        this.#evidence.succeeded(d.failedCalls === 0, !telling, now);
+        this.tally.succeeded(d, now);
         if (counted) this.#circuit.record(false, now);
         return this.#finish(d, true, free);
       }
@@ -423,51 +368,11 @@ export class Runner implements AttemptSink<Delivery> {
     }
   }
 
-  /** A call of the message failed: the evidence, the breaker (when `counted`) and its failed calls take note. */
+  /** A call of the message failed: the breaker (when `counted`) and the tally take note. */
   #countFailure(d: Delivery, error: Error, now: number, counted: boolean): void {
-    const telling = this.#telling(d);
     const retriable = this.#hooks.isRetriable(error);
     if (counted) this.#circuit.record(retriable, now);
-    if (retriable) {
-      this.#evidence.failed(d.failedCalls === 0, !telling, now);
-      // Its evidence begins after its own first failure (or its batch's).
-      d.mark ??= this.#evidence.mark();
-    }
-    d.failedCalls += 1;
-    if (!this.#telling(d)) this.#exhaust(d);
-  }
-
-  /** The message ended, or used its attempts: it no longer counts as one whose calls tell anything. */
-  #untell(d: Delivery): void {
-    if (!d.telling) return;
-    d.telling = false;
-    this.#tellingLive -= 1;
-  }
-
-  /** The message used its attempts: it stops telling and counts among those a stall waits through. */
-  #exhaust(d: Delivery): void {
-    if (!d.telling) return;
-    this.#untell(d);
-    d.exhausted = true;
-    this.#exhaustedLive += 1;
-  }
-
-  /** The message ended (alone, or in a batch): it no longer counts, telling or exhausted. */
-  released(d: Delivery): void {
-    this.#untell(d);
-    if (!d.exhausted) return;
-    d.exhausted = false;
-    this.#exhaustedLive -= 1;
-  }
-
-  /**
-   * Whether a call of this message says anything about the downstream: not
-   * once it has failed `maxAttempts` times. Poison fails again, and so does
-   * anything in an outage; counting those calls would let poison messages
-   * hold the circuit open.
-   */
-  #telling(d: Delivery): boolean {
-    return d.failedCalls < this.#options.retry.maxAttempts;
+    this.tally.failed(d, retriable, now);
   }
 
   #observe(d: Delivery, attempt: number, error: Error | undefined, durationMs: number): void {
@@ -500,10 +405,9 @@ export class Runner implements AttemptSink<Delivery> {
   ): void {
     const o = this.#options;
     const circuit = this.#circuit;
-    const evidence = this.#evidence;
+    const tally = this.tally;
     if (!refused) d.attempts += 1;
     const failure = error ?? new Error('refused by the open circuit');
-    const mark = d.mark;
     const decision = decideFailure(
       {
         refused,
@@ -513,10 +417,8 @@ export class Runner implements AttemptSink<Delivery> {
         attempts: d.attempts,
         failedCalls: d.failedCalls,
         maxAttempts: o.retry.maxAttempts,
-        served: mark !== undefined && evidence.served(mark),
-        stalled:
-          this.#tellingLive === 0 &&
-          evidence.stalled(this.#exhaustedLive, o.clock.now(), circuit.checksHealth),
+        served: tally.served(d.mark),
+        stalled: tally.stalled(o.clock.now(), circuit.checksHealth),
         healthCheck: circuit.checksHealth,
         deadLetter: o.deadLetter !== undefined,
       },
@@ -543,10 +445,10 @@ export class Runner implements AttemptSink<Delivery> {
         }
         return this.#park(d, free, this.#hooks.sleep(decision.delayMs));
       case 'dead-letter':
-        if (decision.guess) evidence.guessed();
+        if (decision.guess) tally.guessed();
         return this.#toDeadLetter(d, free, failure, decision.reason, undefined, decision.guess);
       case 'check-health':
-        evidence.guessed();
+        tally.guessed();
         d.attempts -= 1;
         return this.#checkHealth(d, free, failure);
       case 'hold':
@@ -565,7 +467,7 @@ export class Runner implements AttemptSink<Delivery> {
     const answered = (healthy: boolean): void => {
       if (this.#hooks.abandoned(d)) return this.#end(d, false);
       if (healthy) {
-        this.#evidence.healthy();
+        this.tally.healthy();
         d.attempts += 1;
         return this.#toDeadLetter(d, noop, failure, 'attempts-exhausted');
       }
@@ -625,7 +527,7 @@ export class Runner implements AttemptSink<Delivery> {
    * every time.
    */
   #probesLast(d: Delivery): boolean {
-    return d.blamed || !this.#telling(d);
+    return d.blamed || !this.tally.telling(d);
   }
 
   /**
