@@ -159,6 +159,17 @@ describe('LagMonitor rules against a real broker', () => {
       message: () => `stopped (rules since the kill: ${JSON.stringify(groupRules(rules))})`,
     });
     const stoppedAt = rules.find((e) => e.scope === 'group' && e.to === 'stopped')!.seenAt;
+    // The group is stopped once one partition is; the others follow within
+    // the same bound (each partition's offset last moved at its own time).
+    const deadline = killedAt + stoppedAfterMs + 3 * INTERVAL_MS;
+    await waitFor(
+      () => monitor.snapshot()!.partitions.every((p) => p.rules.stopped && p.owned === false),
+      {
+        timeoutMs: Math.max(0, deadline - Date.now()) + INTERVAL_MS,
+        intervalMs: 50,
+        message: () => `not every partition stopped: ${JSON.stringify(groupRules(rules))}`,
+      },
+    );
     const since = rules.filter((e) => e.seenAt >= killedAt);
     console.info(
       `[lag-rules] killed consumer: stopped ${((stoppedAt - killedAt) / 1000).toFixed(2)} s after the kill ` +
