@@ -1,5 +1,4 @@
 import { toError } from '../../errors.js';
-import type { HandlerSettledEvent } from '../events.js';
 import { decideBatchFailure } from '../failure/batch-policy.js';
 import type { Circuit } from '../failure/breaker.js';
 import { shedAge } from '../failure/shedding.js';
@@ -208,7 +207,10 @@ export class BatchRunner implements AttemptSink<Batch> {
         this.#hooks.error(failures);
         error = failures;
       }
-      this.#observe(b, attempt, error, durationMs);
+      const observers = this.#runner.observers;
+      if (observers.wanted) {
+        observers.ended(b.deliveries[0]!.message, b.deliveries.length, attempt, error, durationMs);
+      }
       // A fresh batch's first call is a fair sample of the downstream; a
       // retry, or a half of a failed batch, is not.
       const first = b.attempts === 0 && b.mark === undefined;
@@ -253,31 +255,6 @@ export class BatchRunner implements AttemptSink<Batch> {
       }
     }
     this.#segments(b).split(failing);
-  }
-
-  #observe(b: Batch, attempt: number, error: Error | undefined, durationMs: number): void {
-    const observers = this.#runner.observers;
-    const listened = this.#hooks.settledListened();
-    if (observers.length === 0 && !listened) return;
-    const outcome: HandlerSettledEvent['outcome'] =
-      error === undefined ? 'success' : error.name === 'HandlerTimeoutError' ? 'timeout' : 'error';
-    try {
-      for (const observer of observers) observer(b.state.topic, outcome, durationMs);
-      if (!listened) return;
-      const first = b.deliveries[0]!.message;
-      this.#hooks.emit('handler.settled', {
-        topic: first.topic,
-        partition: first.partition,
-        offset: first.offset,
-        attempt,
-        durationMs,
-        outcome,
-        messages: b.deliveries.length,
-      });
-    } catch (observerError) {
-      // An observer that throws must not turn a success into a failure.
-      this.#hooks.error(toError(observerError));
-    }
   }
 
   #failed(

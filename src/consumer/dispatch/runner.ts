@@ -1,25 +1,22 @@
 import { MessageShedError, toError } from '../../errors.js';
 import type { PartitionState } from '../admission/partitions.js';
-import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
+import type { ConsumerEvents } from '../events.js';
 import type { Circuit } from '../failure/breaker.js';
 import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
+import { CircuitWaits } from '../failure/circuit-waits.js';
+import { holdAndWait } from '../failure/hold.js';
 import { FailureTally } from '../failure/tally.js';
 import { decideFailure } from '../failure/policy.js';
-import { shedAge } from '../failure/shedding.js';
+import { shedAge, shedEvent } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
 import type { ResolvedOptions } from '../options.js';
-import { deadLetterChannel } from '../../shared/tracing.js';
 import { Attempts, type AttemptSink } from './attempts.js';
+import { CallObservers } from './call-observers.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
 import { isThenable } from '../../shared/thenable.js';
 
-/** Reports an attempt's outcome and duration; metrics keep their histograms through these. */
-export type AttemptObserver = (
-  topic: string,
-  outcome: HandlerSettledEvent['outcome'],
-  durationMs: number,
-) => void;
+export type { AttemptObserver } from './call-observers.js';
 
 type Emit = <E extends keyof ConsumerEvents>(
   event: E,
@@ -59,11 +56,10 @@ export class Runner implements AttemptSink<Delivery> {
   readonly #circuit: Circuit;
   readonly #hooks: RunnerHooks;
   #dispatcher!: Dispatcher;
-  readonly observers: AttemptObserver[] = [];
+  readonly observers: CallObservers;
   /** Which messages in flight can still tell poison from an outage, and what other calls did. */
   readonly tally: FailureTally;
-  /** Messages that probe first (see #probesLast) waiting for the circuit, or woken and not run yet. */
-  #freshWaiting = 0;
+  readonly #waits: CircuitWaits;
 
   /** @param measured each attempt's duration, as it ends (the latency window's feed) */
   constructor(
@@ -83,7 +79,14 @@ export class Runner implements AttemptSink<Delivery> {
     );
     this.#circuit = circuit;
     this.#hooks = hooks;
+    this.observers = new CallObservers(hooks);
     this.tally = new FailureTally(options.retry.maxAttempts, options.circuitBreaker);
+    this.#waits = new CircuitWaits(
+      circuit,
+      this.tally,
+      hooks.sleep,
+      options.circuitBreaker?.resetTimeoutMs ?? 0,
+    );
   }
 
   /** The circuit opened: the latest first attempts no longer say the downstream works. */
@@ -112,10 +115,7 @@ export class Runner implements AttemptSink<Delivery> {
   /** The dispatcher's step (see {@link Step}). */
   readonly step = (d: Delivery, free: (done: boolean) => void): void => {
     d.free = free;
-    if (d.waitingForCircuit) {
-      d.waitingForCircuit = false;
-      this.#freshWaiting -= 1;
-    }
+    this.#waits.woke(d);
     try {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
@@ -175,35 +175,8 @@ export class Runner implements AttemptSink<Delivery> {
     guess = false,
   ): void {
     free(false);
-    const settings = this.#options.deadLetter!;
     const hooks = this.#hooks;
-    const route = () =>
-      deadLetter(
-        settings,
-        d.message,
-        error,
-        reason,
-        d.attempts,
-        {
-          groupId: hooks.groupId,
-          hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
-          sleep: hooks.sleep,
-          abandoned: () => hooks.abandoned(d),
-          routed: (event) => hooks.emit('dlq.routed', event),
-          failed: (event) => hooks.emit('dlq.failed', event),
-        },
-        guess,
-      );
-    const routing = deadLetterChannel.hasSubscribers
-      ? deadLetterChannel.tracePromise(route, {
-          message: d.message,
-          groupId: hooks.groupId(),
-          reason,
-          cause: error,
-          attempts: d.attempts,
-        })
-      : route();
-    void routing.then(
+    void deadLetter(this.#options.deadLetter!, d, error, reason, hooks, guess).then(
       (written) => {
         if (written) then?.();
         this.#end(d, written);
@@ -227,15 +200,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   #shed(d: Delivery, ageMs: number, free: (done: boolean) => void): void {
     const shed = this.#options.shed!;
-    const event = {
-      topic: d.message.topic,
-      partition: d.message.partition,
-      offset: d.message.offset,
-      timestamp: d.message.timestamp,
-      ageMs,
-      maxAgeMs: shed.maxAgeMs,
-      action: shed.action,
-    };
+    const event = shedEvent(d.message, ageMs, shed);
     if (shed.action === 'skip') {
       this.#hooks.emit('message.shed', event);
       return this.#finish(d, true, free);
@@ -278,23 +243,21 @@ export class Runner implements AttemptSink<Delivery> {
   #deserializeFailed(d: Delivery, error: Error, free: (done: boolean) => void): void {
     if (this.#options.deadLetter) return this.#toDeadLetter(d, free, error, 'deserialization');
     // No dead-letter topic: the partition holds and deserializing is tried again.
-    this.#park(d, free, this.#holdAndWait(d, error));
+    this.#park(d, free, holdAndWait(d, error, this.#options.retry.maxDelayMs, this.#hooks));
   }
 
   #attempt(d: Delivery, free: (done: boolean) => void): void {
     const circuit = this.#circuit;
     if (circuit.state === 'closed') {
-      if (circuit.onTrial && !this.tally.telling(d) && d.waitedForTrial !== circuit.trials) {
-        return this.#waitForTrial(d, free);
-      }
+      if (this.#waits.waitsForTrial(d)) return this.#park(d, free, this.#waits.forTrial(d));
       return this.attempts.run(d.message, d.attempts + 1, d);
     }
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
     // Half-open: one probe goes through opossum (the health check, when
     // there is one); the rest are refused and wait, those that failed
-    // before behind the others (see #probesLast).
-    if (circuit.checksHealth || (this.#probesLast(d) && this.#freshWaiting > 0)) {
-      return this.#waitForCircuit(d, free);
+    // before behind the others (see CircuitWaits).
+    if (circuit.checksHealth || this.#waits.yieldsProbe(d)) {
+      return this.#park(d, free, this.#waits.forChange(d));
     }
     const attempt = d.attempts + 1;
     let outcome: [boolean, unknown, number, number] | undefined;
@@ -344,9 +307,7 @@ export class Runner implements AttemptSink<Delivery> {
   ): void {
     try {
       const error = failed ? toError(thrown) : undefined;
-      if (this.observers.length > 0 || this.#hooks.settledListened()) {
-        this.#observe(d, attempt, error, durationMs);
-      }
+      if (this.observers.wanted) this.observers.ended(d.message, 1, attempt, error, durationMs);
       const telling = this.tally.telling(d);
       // The breaker counts a message that used its attempts only on a
       // trial close, or while the downstream looks to be failing (see
@@ -373,27 +334,6 @@ export class Runner implements AttemptSink<Delivery> {
     const retriable = this.#hooks.isRetriable(error);
     if (counted) this.#circuit.record(retriable, now);
     this.tally.failed(d, retriable, now);
-  }
-
-  #observe(d: Delivery, attempt: number, error: Error | undefined, durationMs: number): void {
-    const outcome: HandlerSettledEvent['outcome'] =
-      error === undefined ? 'success' : error.name === 'HandlerTimeoutError' ? 'timeout' : 'error';
-    try {
-      for (const observer of this.observers) observer(d.state.topic, outcome, durationMs);
-      if (!this.#hooks.settledListened()) return;
-      this.#hooks.emit('handler.settled', {
-        topic: d.message.topic,
-        partition: d.message.partition,
-        offset: d.message.offset,
-        attempt,
-        durationMs,
-        outcome,
-        messages: 1,
-      });
-    } catch (observerError) {
-      // An observer that throws must not turn a success into a failure.
-      this.#hooks.error(toError(observerError));
-    }
   }
 
   /** Carries out the failure policy for a failed (or refused) attempt. */
@@ -428,7 +368,9 @@ export class Runner implements AttemptSink<Delivery> {
       case 'wait-circuit': {
         if (!refused) d.attempts -= 1;
         if (decision.blame) d.blamed = true;
-        if (refused || circuit.state === 'open') return this.#waitForCircuit(d, free);
+        if (refused || circuit.state === 'open') {
+          return this.#park(d, free, this.#waits.forChange(d));
+        }
         return this.#park(d, free, Promise.resolve());
       }
       case 'retry':
@@ -452,7 +394,11 @@ export class Runner implements AttemptSink<Delivery> {
         d.attempts -= 1;
         return this.#checkHealth(d, free, failure);
       case 'hold':
-        return this.#park(d, free, this.#holdAndWait(d, failure));
+        return this.#park(
+          d,
+          free,
+          holdAndWait(d, failure, this.#options.retry.maxDelayMs, this.#hooks),
+        );
     }
   }
 
@@ -473,7 +419,7 @@ export class Runner implements AttemptSink<Delivery> {
       }
       circuit.open();
       d.blamed = true;
-      this.#waitForCircuit(d, noop);
+      this.#park(d, noop, this.#waits.forChange(d));
     };
     void circuit
       .checkHealth()
@@ -484,72 +430,6 @@ export class Runner implements AttemptSink<Delivery> {
         this.#hooks.error(toError(unexpected));
         this.#dispatcher.requeue(d);
       });
-  }
-
-  /**
-   * Parks the message until the circuit changes; blamed messages wake after
-   * the others. A refusal can reach here after the probe that caused it has
-   * already closed the circuit (it arrives through a promise): then there
-   * is no change left to wait for, and the message runs again now.
-   */
-  #waitForCircuit(d: Delivery, free: (done: boolean) => void): void {
-    if (this.#circuit.state === 'closed') return this.#park(d, free, Promise.resolve());
-    const last = this.#probesLast(d);
-    if (!last) {
-      d.waitingForCircuit = true;
-      this.#freshWaiting += 1;
-    }
-    this.#park(d, free, this.#circuit.changed({ last }));
-  }
-
-  /**
-   * The circuit is closed on trial (its probe told nothing) and this
-   * message has failed all its attempts: it waits until something else
-   * shows whether the downstream works (a success ends the trial, a
-   * counted failure reopens the circuit), so that the messages fetched
-   * meanwhile, whose calls tell, run first. Without any, it runs after
-   * `resetTimeoutMs`: then its own failure reopens the circuit.
-   */
-  #waitForTrial(d: Delivery, free: (done: boolean) => void): void {
-    const waited = this.#options.circuitBreaker!.resetTimeoutMs;
-    d.waitedForTrial = this.#circuit.trials;
-    this.#park(
-      d,
-      free,
-      Promise.race([this.#circuit.changed({ last: true }), this.#hooks.sleep(waited)]),
-    );
-  }
-
-  /**
-   * A message that failed while the circuit was not closed, or has failed
-   * all its attempts, probes only when no other message waits to: its
-   * failure would tell nothing new, and it would otherwise be the probe
-   * every time.
-   */
-  #probesLast(d: Delivery): boolean {
-    return d.blamed || !this.tally.telling(d);
-  }
-
-  /**
-   * No dead-letter topic: losing the message is not an option, so its
-   * partition holds here and it is tried again at the longest delay.
-   */
-  async #holdAndWait(d: Delivery, error: Error): Promise<void> {
-    const retryInMs = this.#options.retry.maxDelayMs;
-    this.#hooks.hold(d.state, 'message-failed', true);
-    try {
-      this.#hooks.emit('message.failed', {
-        topic: d.message.topic,
-        partition: d.message.partition,
-        offset: d.message.offset,
-        attempts: d.attempts,
-        error,
-        retryInMs,
-      });
-      await this.#hooks.sleep(retryInMs);
-    } finally {
-      this.#hooks.hold(d.state, 'message-failed', false);
-    }
   }
 }
 
