@@ -527,30 +527,36 @@ describe('failure handling against a real broker', () => {
     expect(blamed!.headers).not.toHaveProperty(DLQ_HEADERS.guess);
   });
 
-  it('with a health check and no dead-letter topic, holds a failing head visibly while the other partitions go on, then moves on once it succeeds', async () => {
+  it('with a health check and no dead-letter topic, holds a stalled head visibly while the other partitions go on, then moves on once it succeeds', async () => {
     // docs/failures.md: without `deadLetter`, a message that exhausts its
     // attempts holds its partition (reason `message-failed`) and is tried
-    // again every `retry.maxDelayMs`, a `message.failed` event each time.
-    // The health check changes nothing here: a healthy answer would have no
-    // dead-letter topic to act on, so it is not asked.
+    // again every `retry.maxDelayMs`, a `message.failed` event each time;
+    // a stall does not ask the health check then (a healthy answer would
+    // have nowhere to send the message).
     const topic = uniqueName('hold-check');
     const groupId = uniqueName('g-hold-check');
     await createTopic(topic, 3);
     const perPartition = 30;
     const poisonOffset = 5;
-    await produceMessages(
-      topic,
-      Array.from({ length: 3 * perPartition }, (_, i) => {
-        const partition = i % 3;
-        const offset = Math.floor(i / 3);
-        const poison = partition === 0 && offset === poisonOffset;
-        return { partition, key: `k${offset}`, value: poison ? 'poison' : `ok-${i}` };
-      }),
-    );
-    const ends = await endOffsets(topic);
+    const batch = (from: number, count: number, partitions: number[]) =>
+      Array.from({ length: count * partitions.length }, (_, i) => {
+        const partition = partitions[i % partitions.length]!;
+        const n = from + Math.floor(i / partitions.length);
+        const poison = partition === 0 && n === poisonOffset;
+        return { partition, key: `k${n}`, value: poison ? 'poison' : `ok-${partition}-${n}` };
+      });
+    await produceMessages(topic, batch(0, perPartition, [0, 1, 2]));
+    let ends = await endOffsets(topic);
     const ledger = new Ledger('hold-check');
     ledger.expectOffsets(ends);
+    const othersDone = () =>
+      [1, 2].every((p) => {
+        for (let o = 0; o < ends.get(p)!; o += 1)
+          if (ledger.handledCount(offsetId(p, o)) === 0) return false;
+        return true;
+      });
     let fails = true;
+    let poisonCalls = 0;
     let checks = 0;
     const failed: { partition: number; offset: string; retryInMs: number }[] = [];
     const consumer = start(groupId, {
@@ -565,8 +571,14 @@ describe('failure handling against a real broker', () => {
           return true;
         },
       },
-      handler: (message) => {
-        if (message.value!.toString() === 'poison' && fails) throw new Error('not yet');
+      handler: async (message) => {
+        if (message.value!.toString() === 'poison' && fails) {
+          // Its first failure comes once the other partitions are done, so
+          // no success follows it: its failures are a stall, the case a
+          // health check would decide if there were a DLQ.
+          if ((poisonCalls += 1) === 1) await waitFor(othersDone, { timeoutMs: 20_000 });
+          throw new Error('not yet');
+        }
         ledger.handled(offsetId(message.partition, message.offset));
       },
     });
@@ -575,20 +587,20 @@ describe('failure handling against a real broker', () => {
     );
     await consumer.start();
 
+    const heldAtPoison = async () => {
+      const committed = await committedOffsets(groupId, topic);
+      return (
+        committed.get(0) === poisonOffset &&
+        committed.get(1) === ends.get(1) &&
+        committed.get(2) === ends.get(2)
+      );
+    };
     // The other partitions reach their end; the held one commits up to the
-    // failing message and no further.
-    await waitFor(
-      async () => {
-        const committed = await committedOffsets(groupId, topic);
-        return (
-          committed.get(0) === poisonOffset &&
-          committed.get(1) === ends.get(1) &&
-          committed.get(2) === ends.get(2)
-        );
-      },
-      { timeoutMs: 30_000, message: 'partitions 1 and 2 at their end, partition 0 at the poison' },
-    );
-    // Held visibly: the reason shows in the snapshot, and the event repeats.
+    // failing message and no further, and says why.
+    await waitFor(heldAtPoison, {
+      timeoutMs: 30_000,
+      message: 'partitions 1 and 2 at their end, partition 0 at the poison',
+    });
     await waitFor(
       () =>
         failed.length >= 3 &&
@@ -598,7 +610,15 @@ describe('failure handling against a real broker', () => {
           ?.reasons.includes('message-failed'),
       { timeoutMs: 10_000, message: () => `held visibly (${failed.length} message.failed)` },
     );
-    for (let i = 0; i < 8; i += 1) {
+    // The other partitions keep going while it holds.
+    await produceMessages(topic, batch(perPartition, 20, [1, 2]));
+    ends = await endOffsets(topic);
+    ledger.expectOffsets(ends);
+    await waitFor(heldAtPoison, {
+      timeoutMs: 30_000,
+      message: 'the new messages of partitions 1 and 2 committed while partition 0 holds',
+    });
+    for (let i = 0; i < 5; i += 1) {
       expect((await committedOffsets(groupId, topic)).get(0)).toBe(poisonOffset);
       await sleep(100);
     }
@@ -616,6 +636,7 @@ describe('failure handling against a real broker', () => {
     await expectCommittedAtEnd(groupId, topic);
     await consumer.close();
     ledger.note('message.failed', failed.length);
+    ledger.note('poisonCalls', poisonCalls);
     ledger.print();
     ledger.assertComplete({ maxDuplicates: 0 });
     expect(checks).toBe(0);
