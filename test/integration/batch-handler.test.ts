@@ -9,18 +9,21 @@ import {
 import {
   createTopic,
   disconnectAll,
+  endOffsets,
   expectCommittedAtEnd,
   newKafka,
   produceMessages,
   uniqueName,
   waitFor,
 } from '../helpers/kafka.js';
+import { Ledger, offsetId } from '../helpers/ledger.js';
 
 /**
  * Batch handlers against a real broker, in `partition` and `key` ordering:
  * nothing lost, order kept per key, a poison message inside a batch
  * dead-lettered alone with its headers while the rest is handled, a batch
- * that throws once retried whole, and a close or a rebalance in the
+ * that throws once retried whole, an outage of the downstream that opens
+ * the circuit and dead-letters nothing, and a close or a rebalance in the
  * middle of batches that loses nothing.
  */
 
@@ -181,6 +184,96 @@ describe.each(['partition', 'key'] as const)(
       // Each poison reached the handler alone before it was dead-lettered.
       for (const id of routed) expect(calls.some((c) => c.length === 1 && c[0] === id)).toBe(true);
       await consumer.close();
+    });
+
+    it('an outage: every call fails for seconds, the circuit opens, nothing is dead-lettered, all is handled after', async () => {
+      const topic = uniqueName(`batch-outage-${ordering}`);
+      const groupId = uniqueName(`g-batch-outage-${ordering}`);
+      await createTopic(topic, 3);
+      // The DLQ exists, so a message wrongly dead-lettered would land there instead of hanging.
+      await createTopic(`${topic}.dlq`, 1);
+      const total = 900;
+      await produceMessages(
+        topic,
+        Array.from({ length: total }, (_, i) => ({ key: `k${i % 31}`, value: `m-${i}` })),
+      );
+      const ledger = new Ledger(`batch-outage-${ordering}`);
+      ledger.expectOffsets(await endOffsets(topic));
+      const outageMs = 4000;
+      let handled = 0;
+      let downSince = 0;
+      let down = false;
+      const calls = { total: 0, failed: 0, whileOpen: 0 };
+      const states: string[] = [];
+      const routed: string[] = [];
+      const consumer = start(groupId, {
+        topics: [topic],
+        fromBeginning: true,
+        ordering,
+        concurrency: 2,
+        commitIntervalMs: 200,
+        retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 200 },
+        // A short window, so the breaker opens soon; a stall in doubt lasts
+        // six windows (12 s), longer than the outage, so no guess is due.
+        circuitBreaker: {
+          volumeThreshold: 5,
+          errorThresholdPercentage: 50,
+          resetTimeoutMs: 500,
+          rollingCountTimeoutMs: 2000,
+          rollingCountBuckets: 10,
+        },
+        deadLetter: { producer: await dlqProducer() },
+        batch: { maxMessages: 20, maxWaitMs: 10 },
+        batchHandler: async (messages) => {
+          calls.total += 1;
+          if (consumer.circuitState === 'open') calls.whileOpen += 1;
+          await sleep(30);
+          // The downstream goes down for good once a part of the topic is done.
+          if (!down && downSince === 0 && handled >= 150) {
+            down = true;
+            downSince = Date.now();
+          }
+          if (down) {
+            calls.failed += 1;
+            throw new Error('downstream unavailable');
+          }
+          for (const m of messages) {
+            if (ledger.handledCount(offsetId(m.partition, m.offset)) === 0) handled += 1;
+            ledger.handled(offsetId(m.partition, m.offset));
+          }
+        },
+      });
+      consumer.on('circuit.open', () => states.push('open'));
+      consumer.on('circuit.half-open', () => states.push('half-open'));
+      consumer.on('circuit.closed', () => states.push('closed'));
+      consumer.on('dlq.routed', (e) => routed.push(`${e.partition}@${e.offset}:${e.reason}`));
+      await consumer.start();
+      await waitFor(() => states.includes('open'), {
+        timeoutMs: 30_000,
+        message: () => `circuit never opened (handled ${handled}, down ${down})`,
+      });
+      await sleep(Math.max(0, outageMs - (Date.now() - downSince)));
+      const handledInOutage = handled;
+      down = false;
+      await waitFor(() => ledger.isComplete(), {
+        timeoutMs: 60_000,
+        message: () => `after the outage: ${ledger.summary()}`,
+      });
+      await expectCommittedAtEnd(groupId, topic);
+      await consumer.close();
+
+      ledger.note('calls', calls.total);
+      ledger.note('failedCalls', calls.failed);
+      ledger.note('circuit', states.join('>'));
+      ledger.print();
+      // Some of the topic was left for the outage, and it was a real one.
+      expect(handledInOutage).toBeLessThan(total);
+      expect(calls.failed).toBeGreaterThan(5);
+      expect(calls.whileOpen).toBe(0);
+      expect(states.at(-1)).toBe('closed');
+      expect(routed).toEqual([]);
+      expect([...(await endOffsets(`${topic}.dlq`)).values()]).toEqual([0]);
+      ledger.assertComplete({ maxDuplicates: 0 });
     });
 
     it('a rebalance in the middle of batches loses nothing', async () => {

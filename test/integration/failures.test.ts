@@ -19,6 +19,7 @@ import {
   uniqueName,
   waitFor,
 } from '../helpers/kafka.js';
+import { Ledger, offsetId } from '../helpers/ledger.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const open: { close(): Promise<void> }[] = [];
@@ -426,5 +427,218 @@ describe('failure handling against a real broker', () => {
     const [letter] = await readAll(`${topic}.dlq`, 1);
     expect(letter!.value).toBe('not json');
     expect(header(letter!.headers, DLQ_HEADERS.errorName)).toBe('SyntaxError');
+  });
+
+  it('marks a dead letter made on a guess with x-bp-guess: true, and one made on evidence not at all', async () => {
+    // On a guess: `partition` ordering, one partition whose head always
+    // fails, no health check. Nothing else can run, so nothing can tell
+    // poison from an outage; after a stall the consumer guesses. Nothing
+    // ran before, so the downstream is not in doubt and the stall is short.
+    const guessTopic = uniqueName('guess');
+    const guessGroup = uniqueName('g-guess');
+    await createTopic(guessTopic, 1);
+    await createTopic(`${guessTopic}.dlq`, 1);
+    await produceMessages(
+      guessTopic,
+      Array.from({ length: 21 }, (_, i) => ({
+        key: `k${i}`,
+        value: i === 0 ? 'poison-0' : `ok-${i}`,
+      })),
+    );
+    const guessHandled = new Set<string>();
+    const guessRouted: { offset: string; reason: string; guess: boolean | undefined }[] = [];
+    const guessing = start(guessGroup, {
+      topics: [guessTopic],
+      fromBeginning: true,
+      ordering: 'partition',
+      commitIntervalMs: 100,
+      retry: { maxAttempts: 2, initialDelayMs: 10 },
+      deadLetter: { producer: await dlqProducer() },
+      handler: (message) => {
+        const value = message.value!.toString();
+        if (value.startsWith('poison')) throw new Error(`always fails: ${value}`);
+        guessHandled.add(value);
+      },
+    });
+    guessing.on('dlq.routed', (e) =>
+      guessRouted.push({ offset: e.offset, reason: e.reason, guess: e.guess }),
+    );
+    await guessing.start();
+    await waitFor(() => guessHandled.size === 20 && guessRouted.length === 1, {
+      timeoutMs: 30_000,
+      message: () => `guess: handled ${guessHandled.size}, routed ${guessRouted.length}`,
+    });
+    await expectCommittedAtEnd(guessGroup, guessTopic);
+    await guessing.close();
+    expect(guessRouted).toEqual([{ offset: '0', reason: 'attempts-exhausted', guess: true }]);
+    const [guessed] = await readAll(`${guessTopic}.dlq`, 1);
+    expect(guessed!.value).toBe('poison-0');
+    expect(header(guessed!.headers, DLQ_HEADERS.originalOffset)).toBe('0');
+    expect(header(guessed!.headers, DLQ_HEADERS.reason)).toBe('attempts-exhausted');
+    expect(header(guessed!.headers, DLQ_HEADERS.guess)).toBe('true');
+
+    // On evidence: `key` ordering, the other keys succeed while the poison
+    // message fails its attempts, so it is blamed on their evidence.
+    const evidenceTopic = uniqueName('evidence');
+    const evidenceGroup = uniqueName('g-evidence');
+    await createTopic(evidenceTopic, 1);
+    await createTopic(`${evidenceTopic}.dlq`, 1);
+    await produceMessages(
+      evidenceTopic,
+      Array.from({ length: 200 }, (_, i) => ({
+        key: `k${i % 50}`,
+        value: i === 3 ? 'poison-3' : `ok-${i}`,
+      })),
+    );
+    const evidenceHandled = new Set<string>();
+    const evidenceRouted: { offset: string; reason: string; guess: boolean | undefined }[] = [];
+    const blaming = start(evidenceGroup, {
+      topics: [evidenceTopic],
+      fromBeginning: true,
+      ordering: 'key',
+      concurrency: 4,
+      commitIntervalMs: 100,
+      retry: { maxAttempts: 2, initialDelayMs: 10 },
+      deadLetter: { producer: await dlqProducer() },
+      handler: async (message) => {
+        const value = message.value!.toString();
+        // Slow enough that the others are still running while it fails.
+        await sleep(5);
+        if (value.startsWith('poison')) throw new Error(`always fails: ${value}`);
+        evidenceHandled.add(value);
+      },
+    });
+    blaming.on('dlq.routed', (e) =>
+      evidenceRouted.push({ offset: e.offset, reason: e.reason, guess: e.guess }),
+    );
+    await blaming.start();
+    await waitFor(() => evidenceHandled.size === 199 && evidenceRouted.length === 1, {
+      timeoutMs: 30_000,
+      message: () => `evidence: handled ${evidenceHandled.size}, routed ${evidenceRouted.length}`,
+    });
+    await expectCommittedAtEnd(evidenceGroup, evidenceTopic);
+    await blaming.close();
+    expect(evidenceRouted).toEqual([
+      { offset: '3', reason: 'attempts-exhausted', guess: undefined },
+    ]);
+    const [blamed] = await readAll(`${evidenceTopic}.dlq`, 1);
+    expect(blamed!.value).toBe('poison-3');
+    expect(header(blamed!.headers, DLQ_HEADERS.reason)).toBe('attempts-exhausted');
+    expect(blamed!.headers).not.toHaveProperty(DLQ_HEADERS.guess);
+  });
+
+  it('with a health check and no dead-letter topic, holds a stalled head visibly while the other partitions go on, then moves on once it succeeds', async () => {
+    // docs/failures.md: without `deadLetter`, a message that exhausts its
+    // attempts holds its partition (reason `message-failed`) and is tried
+    // again every `retry.maxDelayMs`, a `message.failed` event each time;
+    // a stall does not ask the health check then (a healthy answer would
+    // have nowhere to send the message).
+    const topic = uniqueName('hold-check');
+    const groupId = uniqueName('g-hold-check');
+    await createTopic(topic, 3);
+    const perPartition = 30;
+    const poisonOffset = 5;
+    const batch = (from: number, count: number, partitions: number[]) =>
+      Array.from({ length: count * partitions.length }, (_, i) => {
+        const partition = partitions[i % partitions.length]!;
+        const n = from + Math.floor(i / partitions.length);
+        const poison = partition === 0 && n === poisonOffset;
+        return { partition, key: `k${n}`, value: poison ? 'poison' : `ok-${partition}-${n}` };
+      });
+    await produceMessages(topic, batch(0, perPartition, [0, 1, 2]));
+    let ends = await endOffsets(topic);
+    const ledger = new Ledger('hold-check');
+    ledger.expectOffsets(ends);
+    const othersDone = () =>
+      [1, 2].every((p) => {
+        for (let o = 0; o < ends.get(p)!; o += 1)
+          if (ledger.handledCount(offsetId(p, o)) === 0) return false;
+        return true;
+      });
+    let fails = true;
+    let poisonCalls = 0;
+    let checks = 0;
+    const failed: { partition: number; offset: string; retryInMs: number }[] = [];
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'partition',
+      commitIntervalMs: 100,
+      retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 200 },
+      circuitBreaker: {
+        healthCheck: async () => {
+          checks += 1;
+          return true;
+        },
+      },
+      handler: async (message) => {
+        if (message.value!.toString() === 'poison' && fails) {
+          // Its first failure comes once the other partitions are done, so
+          // no success follows it: its failures are a stall, the case a
+          // health check would decide if there were a DLQ.
+          if ((poisonCalls += 1) === 1) await waitFor(othersDone, { timeoutMs: 20_000 });
+          throw new Error('not yet');
+        }
+        ledger.handled(offsetId(message.partition, message.offset));
+      },
+    });
+    consumer.on('message.failed', (e) =>
+      failed.push({ partition: e.partition, offset: e.offset, retryInMs: e.retryInMs }),
+    );
+    await consumer.start();
+
+    const heldAtPoison = async () => {
+      const committed = await committedOffsets(groupId, topic);
+      return (
+        committed.get(0) === poisonOffset &&
+        committed.get(1) === ends.get(1) &&
+        committed.get(2) === ends.get(2)
+      );
+    };
+    // The other partitions reach their end; the held one commits up to the
+    // failing message and no further, and says why.
+    await waitFor(heldAtPoison, {
+      timeoutMs: 30_000,
+      message: 'partitions 1 and 2 at their end, partition 0 at the poison',
+    });
+    await waitFor(
+      () =>
+        failed.length >= 3 &&
+        consumer
+          .partitions()
+          .find((p) => p.partition === 0)
+          ?.reasons.includes('message-failed'),
+      { timeoutMs: 10_000, message: () => `held visibly (${failed.length} message.failed)` },
+    );
+    // The other partitions keep going while it holds.
+    await produceMessages(topic, batch(perPartition, 20, [1, 2]));
+    ends = await endOffsets(topic);
+    ledger.expectOffsets(ends);
+    await waitFor(heldAtPoison, {
+      timeoutMs: 30_000,
+      message: 'the new messages of partitions 1 and 2 committed while partition 0 holds',
+    });
+    for (let i = 0; i < 5; i += 1) {
+      expect((await committedOffsets(groupId, topic)).get(0)).toBe(poisonOffset);
+      await sleep(100);
+    }
+    for (const p of consumer.partitions().filter((p) => p.partition !== 0)) {
+      expect(p.reasons).not.toContain('message-failed');
+    }
+    expect(failed.every((e) => e.partition === 0 && e.offset === String(poisonOffset))).toBe(true);
+    expect(failed[0]!.retryInMs).toBe(200);
+    // Not skipped: nothing behind it ran.
+    for (let offset = poisonOffset; offset < ends.get(0)!; offset += 1) {
+      expect(ledger.handledCount(offsetId(0, offset)), `0:${offset}`).toBe(0);
+    }
+
+    fails = false;
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+    ledger.note('message.failed', failed.length);
+    ledger.note('poisonCalls', poisonCalls);
+    ledger.print();
+    ledger.assertComplete({ maxDuplicates: 0 });
+    expect(checks).toBe(0);
   });
 });

@@ -1,5 +1,4 @@
 import { toError } from '../../errors.js';
-import type { HandlerSettledEvent } from '../events.js';
 import { decideBatchFailure } from '../failure/batch-policy.js';
 import type { Circuit } from '../failure/breaker.js';
 import { shedAge } from '../failure/shedding.js';
@@ -71,7 +70,7 @@ export class BatchRunner implements AttemptSink<Batch> {
 
   /** A message of the batch ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
-    this.#runner.released(d);
+    this.#runner.tally.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -156,7 +155,7 @@ export class BatchRunner implements AttemptSink<Batch> {
     // A new array per call: a handler may keep the one it got.
     const messages = b.deliveries.map((d) => d.message);
     // Its messages are running: their calls tell poison from an outage.
-    for (const d of b.deliveries) this.#runner.begin(d);
+    for (const d of b.deliveries) this.#runner.tally.begin(d);
     if (circuit.state === 'closed') {
       return this.attempts.run(messages, attempt, b, {
         attemptEnded: (_b, failed, value, now, durationMs) =>
@@ -208,20 +207,23 @@ export class BatchRunner implements AttemptSink<Batch> {
         this.#hooks.error(failures);
         error = failures;
       }
-      this.#observe(b, attempt, error, durationMs);
+      const observers = this.#runner.observers;
+      if (observers.wanted) {
+        observers.ended(b.deliveries[0]!.message, b.deliveries.length, attempt, error, durationMs);
+      }
       // A fresh batch's first call is a fair sample of the downstream; a
       // retry, or a half of a failed batch, is not.
       const first = b.attempts === 0 && b.mark === undefined;
       if (error === undefined) {
         if (counted) this.#circuit.record(false, now);
-        this.#runner.batchEnded(false, first, now);
+        this.#runner.tally.batchEnded(false, first, now);
         return this.#succeeded(b, free, failures as Map<Delivery, Error> | undefined);
       }
       const retriable = this.#hooks.isRetriable(error);
       if (counted) this.#circuit.record(retriable, now);
       if (retriable) {
-        this.#runner.batchEnded(true, first, now);
-        b.mark ??= this.#runner.mark();
+        this.#runner.tally.batchEnded(true, first, now);
+        b.mark ??= this.#runner.tally.mark();
       }
       this.#failed(b, free, error, false);
     } catch (unexpected) {
@@ -248,36 +250,11 @@ export class BatchRunner implements AttemptSink<Batch> {
         d.alone = true;
         d.attempts = 0;
         d.pendingError = error;
-        this.#runner.waiting(d);
+        this.#runner.tally.waiting(d);
         failing.push(d);
       }
     }
     this.#segments(b).split(failing);
-  }
-
-  #observe(b: Batch, attempt: number, error: Error | undefined, durationMs: number): void {
-    const observers = this.#runner.observers;
-    const listened = this.#hooks.settledListened();
-    if (observers.length === 0 && !listened) return;
-    const outcome: HandlerSettledEvent['outcome'] =
-      error === undefined ? 'success' : error.name === 'HandlerTimeoutError' ? 'timeout' : 'error';
-    try {
-      for (const observer of observers) observer(b.state.topic, outcome, durationMs);
-      if (!listened) return;
-      const first = b.deliveries[0]!.message;
-      this.#hooks.emit('handler.settled', {
-        topic: first.topic,
-        partition: first.partition,
-        offset: first.offset,
-        attempt,
-        durationMs,
-        outcome,
-        messages: b.deliveries.length,
-      });
-    } catch (observerError) {
-      // An observer that throws must not turn a success into a failure.
-      this.#hooks.error(toError(observerError));
-    }
   }
 
   #failed(
@@ -329,7 +306,7 @@ export class BatchRunner implements AttemptSink<Batch> {
   /** Halves, run one after the other; a message alone takes the per-message path afresh. */
   #split(b: Batch, free: (done: boolean) => void): void {
     free(false);
-    for (const d of b.deliveries) this.#runner.waiting(d);
+    for (const d of b.deliveries) this.#runner.tally.waiting(d);
     const middle = Math.ceil(b.deliveries.length / 2);
     const parts = [b.deliveries.slice(0, middle), b.deliveries.slice(middle)].map((half): Unit => {
       if (half.length > 1) return new Batch(b.state, half, 1, true, b.mark);

@@ -60,12 +60,7 @@ export class Pipeline {
 
   /** Adds an observer of every call's outcome and duration; returns its removal. */
   observe(observer: AttemptObserver): () => void {
-    const observers = this.#runner.observers;
-    observers.push(observer);
-    return () => {
-      const at = observers.indexOf(observer);
-      if (at !== -1) observers.splice(at, 1);
-    };
+    return this.#runner.observers.add(observer);
   }
 
   /** The circuit changed state: failing messages' evidence follows it. */

@@ -1,25 +1,22 @@
 import { MessageShedError, toError } from '../../errors.js';
 import type { PartitionState } from '../admission/partitions.js';
-import type { ConsumerEvents, HandlerSettledEvent } from '../events.js';
+import type { ConsumerEvents } from '../events.js';
 import type { Circuit } from '../failure/breaker.js';
 import { deadLetter, type DeadLetterReason } from '../failure/dead-letter.js';
-import { FailureEvidence, type EvidenceMark } from '../failure/evidence.js';
+import { CircuitWaits } from '../failure/circuit-waits.js';
+import { holdAndWait } from '../failure/hold.js';
+import { FailureTally } from '../failure/tally.js';
 import { decideFailure } from '../failure/policy.js';
-import { shedAge } from '../failure/shedding.js';
+import { shedAge, shedEvent } from '../failure/shedding.js';
 import type { PauseReason } from '../flow/controller.js';
 import type { ResolvedOptions } from '../options.js';
-import { deadLetterChannel } from '../../shared/tracing.js';
 import { Attempts, type AttemptSink } from './attempts.js';
+import { CallObservers } from './call-observers.js';
 import type { Delivery } from './delivery.js';
 import type { Dispatcher } from './dispatcher.js';
 import { isThenable } from '../../shared/thenable.js';
 
-/** Reports an attempt's outcome and duration; metrics keep their histograms through these. */
-export type AttemptObserver = (
-  topic: string,
-  outcome: HandlerSettledEvent['outcome'],
-  durationMs: number,
-) => void;
+export type { AttemptObserver } from './call-observers.js';
 
 type Emit = <E extends keyof ConsumerEvents>(
   event: E,
@@ -59,19 +56,10 @@ export class Runner implements AttemptSink<Delivery> {
   readonly #circuit: Circuit;
   readonly #hooks: RunnerHooks;
   #dispatcher!: Dispatcher;
-  readonly observers: AttemptObserver[] = [];
-  /** What other calls did: tells a poison message from an outage. */
-  readonly #evidence: FailureEvidence;
-  /**
-   * Messages started and not ended that have failed fewer than
-   * `maxAttempts` calls: while there is one, its next call can still tell
-   * poison from an outage, so there is no stall.
-   */
-  #tellingLive = 0;
-  /** Messages started and not ended that have failed `maxAttempts` calls or more. */
-  #exhaustedLive = 0;
-  /** Messages that probe first (see #probesLast) waiting for the circuit, or woken and not run yet. */
-  #freshWaiting = 0;
+  readonly observers: CallObservers;
+  /** Which messages in flight can still tell poison from an outage, and what other calls did. */
+  readonly tally: FailureTally;
+  readonly #waits: CircuitWaits;
 
   /** @param measured each attempt's duration, as it ends (the latency window's feed) */
   constructor(
@@ -91,42 +79,23 @@ export class Runner implements AttemptSink<Delivery> {
     );
     this.#circuit = circuit;
     this.#hooks = hooks;
-    const breaker = options.circuitBreaker;
-    // While the downstream's health is in doubt, a stall lasts six rolling
-    // windows (a minute at defaults) before a guess: an outage whose
-    // victims have all used their attempts is not taken for poison early.
-    // The latest first attempts looked at: five times the calls the breaker
-    // wants before it judges.
-    this.#evidence = new FailureEvidence(
-      breaker?.errorThresholdPercentage ?? 50,
-      6 * (breaker?.rollingCountTimeoutMs ?? 10_000),
-      5 * (breaker?.volumeThreshold ?? 10),
-      breaker?.rollingCountTimeoutMs ?? 10_000,
+    this.observers = new CallObservers(hooks);
+    this.tally = new FailureTally(options.retry.maxAttempts, options.circuitBreaker);
+    this.#waits = new CircuitWaits(
+      circuit,
+      this.tally,
+      hooks.sleep,
+      options.circuitBreaker?.resetTimeoutMs ?? 0,
     );
   }
 
   /** The circuit opened: the latest first attempts no longer say the downstream works. */
   circuitChanged(state: 'closed' | 'open' | 'half-open'): void {
-    if (state === 'open') this.#evidence.circuitOpened(this.#options.clock.now());
+    if (state === 'open') this.tally.circuitOpened(this.#options.clock.now());
   }
 
   bind(dispatcher: Dispatcher): void {
     this.#dispatcher = dispatcher;
-  }
-
-  /**
-   * A batch handler call ended (`first`: the batch's first call). Its
-   * outcome is evidence like a message's: a batch that succeeds says the
-   * downstream works, one that fails on its first call is a failing sample.
-   */
-  batchEnded(failed: boolean, first: boolean, now: number): void {
-    if (failed) this.#evidence.failed(first, false, now);
-    else this.#evidence.succeeded(first, false, now);
-  }
-
-  /** Where the evidence of a message failing now would begin (a failed batch's, for its parts). */
-  mark(): EvidenceMark {
-    return this.#evidence.mark();
   }
 
   /**
@@ -135,7 +104,7 @@ export class Runner implements AttemptSink<Delivery> {
    */
   failedAlone(d: Delivery, error: Error): void {
     try {
-      this.begin(d);
+      this.tally.begin(d);
       this.#countFailure(d, error, this.#options.clock.now(), false);
       this.#failed(d, noop, error, false);
     } catch (unexpected) {
@@ -143,37 +112,14 @@ export class Runner implements AttemptSink<Delivery> {
     }
   }
 
-  /**
-   * The message starts its first call (alone, or in a batch): until it has
-   * used its attempts, its calls tell something, and it counts among the
-   * messages that could still tell poison from an outage.
-   */
-  begin(d: Delivery): void {
-    if (d.telling || d.exhausted) return;
-    d.telling = true;
-    this.#tellingLive += 1;
-    if (!this.#telling(d)) this.#exhaust(d);
-  }
-
-  /**
-   * The message waits behind others of its failed batch: until its part
-   * runs it can tell nothing, like a message behind another in its lane.
-   */
-  waiting(d: Delivery): void {
-    this.#untell(d);
-  }
-
   /** The dispatcher's step (see {@link Step}). */
   readonly step = (d: Delivery, free: (done: boolean) => void): void => {
     d.free = free;
-    if (d.waitingForCircuit) {
-      d.waitingForCircuit = false;
-      this.#freshWaiting -= 1;
-    }
+    this.#waits.woke(d);
     try {
       if (this.#hooks.abandoned(d)) return this.#finish(d, false, free);
       const o = this.#options;
-      this.begin(d);
+      this.tally.begin(d);
       if (!d.started) {
         d.started = true;
         if (o.shed) {
@@ -199,7 +145,7 @@ export class Runner implements AttemptSink<Delivery> {
   }
 
   #finish(d: Delivery, done: boolean, free: (done: boolean) => void): void {
-    this.released(d);
+    this.tally.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -229,35 +175,8 @@ export class Runner implements AttemptSink<Delivery> {
     guess = false,
   ): void {
     free(false);
-    const settings = this.#options.deadLetter!;
     const hooks = this.#hooks;
-    const route = () =>
-      deadLetter(
-        settings,
-        d.message,
-        error,
-        reason,
-        d.attempts,
-        {
-          groupId: hooks.groupId,
-          hold: (on) => hooks.hold(d.state, 'dlq-unavailable', on),
-          sleep: hooks.sleep,
-          abandoned: () => hooks.abandoned(d),
-          routed: (event) => hooks.emit('dlq.routed', event),
-          failed: (event) => hooks.emit('dlq.failed', event),
-        },
-        guess,
-      );
-    const routing = deadLetterChannel.hasSubscribers
-      ? deadLetterChannel.tracePromise(route, {
-          message: d.message,
-          groupId: hooks.groupId(),
-          reason,
-          cause: error,
-          attempts: d.attempts,
-        })
-      : route();
-    void routing.then(
+    void deadLetter(this.#options.deadLetter!, d, error, reason, hooks, guess).then(
       (written) => {
         if (written) then?.();
         this.#end(d, written);
@@ -271,7 +190,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   /** A message that was parked ends: its accounts settle and its lane moves on. */
   #end(d: Delivery, done: boolean): void {
-    this.released(d);
+    this.tally.released(d);
     try {
       this.#hooks.settle(d, done);
     } finally {
@@ -281,15 +200,7 @@ export class Runner implements AttemptSink<Delivery> {
 
   #shed(d: Delivery, ageMs: number, free: (done: boolean) => void): void {
     const shed = this.#options.shed!;
-    const event = {
-      topic: d.message.topic,
-      partition: d.message.partition,
-      offset: d.message.offset,
-      timestamp: d.message.timestamp,
-      ageMs,
-      maxAgeMs: shed.maxAgeMs,
-      action: shed.action,
-    };
+    const event = shedEvent(d.message, ageMs, shed);
     if (shed.action === 'skip') {
       this.#hooks.emit('message.shed', event);
       return this.#finish(d, true, free);
@@ -332,23 +243,21 @@ export class Runner implements AttemptSink<Delivery> {
   #deserializeFailed(d: Delivery, error: Error, free: (done: boolean) => void): void {
     if (this.#options.deadLetter) return this.#toDeadLetter(d, free, error, 'deserialization');
     // No dead-letter topic: the partition holds and deserializing is tried again.
-    this.#park(d, free, this.#holdAndWait(d, error));
+    this.#park(d, free, holdAndWait(d, error, this.#options.retry.maxDelayMs, this.#hooks));
   }
 
   #attempt(d: Delivery, free: (done: boolean) => void): void {
     const circuit = this.#circuit;
     if (circuit.state === 'closed') {
-      if (circuit.onTrial && !this.#telling(d) && d.waitedForTrial !== circuit.trials) {
-        return this.#waitForTrial(d, free);
-      }
+      if (this.#waits.waitsForTrial(d)) return this.#park(d, free, this.#waits.forTrial(d));
       return this.attempts.run(d.message, d.attempts + 1, d);
     }
     if (circuit.state === 'open') return this.#failed(d, free, undefined, true);
     // Half-open: one probe goes through opossum (the health check, when
     // there is one); the rest are refused and wait, those that failed
-    // before behind the others (see #probesLast).
-    if (circuit.checksHealth || (this.#probesLast(d) && this.#freshWaiting > 0)) {
-      return this.#waitForCircuit(d, free);
+    // before behind the others (see CircuitWaits).
+    if (circuit.checksHealth || this.#waits.yieldsProbe(d)) {
+      return this.#park(d, free, this.#waits.forChange(d));
     }
     const attempt = d.attempts + 1;
     let outcome: [boolean, unknown, number, number] | undefined;
@@ -364,7 +273,7 @@ export class Runner implements AttemptSink<Delivery> {
               },
             }),
           ),
-        this.#telling(d),
+        this.tally.telling(d),
       )
       .then(
         () => this.#ended(d, free, attempt, false, undefined, outcome![2], outcome![3], false),
@@ -398,20 +307,17 @@ export class Runner implements AttemptSink<Delivery> {
   ): void {
     try {
       const error = failed ? toError(thrown) : undefined;
-      if (this.observers.length > 0 || this.#hooks.settledListened()) {
-        this.#observe(d, attempt, error, durationMs);
-      }
-      const telling = this.#telling(d);
+      if (this.observers.wanted) this.observers.ended(d.message, 1, attempt, error, durationMs);
+      const telling = this.tally.telling(d);
       // The breaker counts a message that used its attempts only on a
       // trial close, or while the downstream looks to be failing (see
       // FailureEvidence.failingLately): otherwise it is likely poison, and
       // counting it would open the circuit on poison.
       // Not counting it at all, an outage whose victims have all used their
       // attempts would leave the breaker nothing to count.
-      const counted =
-        closed && (telling || this.#circuit.onTrial || this.#evidence.failingLately(now));
+      const counted = closed && (telling || this.#circuit.onTrial || this.tally.failingLately(now));
       if (error === undefined) {
-        this.#evidence.succeeded(d.failedCalls === 0, !telling, now);
+        this.tally.succeeded(d, now);
         if (counted) this.#circuit.record(false, now);
         return this.#finish(d, true, free);
       }
@@ -423,72 +329,11 @@ export class Runner implements AttemptSink<Delivery> {
     }
   }
 
-  /** A call of the message failed: the evidence, the breaker (when `counted`) and its failed calls take note. */
+  /** A call of the message failed: the breaker (when `counted`) and the tally take note. */
   #countFailure(d: Delivery, error: Error, now: number, counted: boolean): void {
-    const telling = this.#telling(d);
     const retriable = this.#hooks.isRetriable(error);
     if (counted) this.#circuit.record(retriable, now);
-    if (retriable) {
-      this.#evidence.failed(d.failedCalls === 0, !telling, now);
-      // Its evidence begins after its own first failure (or its batch's).
-      d.mark ??= this.#evidence.mark();
-    }
-    d.failedCalls += 1;
-    if (!this.#telling(d)) this.#exhaust(d);
-  }
-
-  /** The message ended, or used its attempts: it no longer counts as one whose calls tell anything. */
-  #untell(d: Delivery): void {
-    if (!d.telling) return;
-    d.telling = false;
-    this.#tellingLive -= 1;
-  }
-
-  /** The message used its attempts: it stops telling and counts among those a stall waits through. */
-  #exhaust(d: Delivery): void {
-    if (!d.telling) return;
-    this.#untell(d);
-    d.exhausted = true;
-    this.#exhaustedLive += 1;
-  }
-
-  /** The message ended (alone, or in a batch): it no longer counts, telling or exhausted. */
-  released(d: Delivery): void {
-    this.#untell(d);
-    if (!d.exhausted) return;
-    d.exhausted = false;
-    this.#exhaustedLive -= 1;
-  }
-
-  /**
-   * Whether a call of this message says anything about the downstream: not
-   * once it has failed `maxAttempts` times. Poison fails again, and so does
-   * anything in an outage; counting those calls would let poison messages
-   * hold the circuit open.
-   */
-  #telling(d: Delivery): boolean {
-    return d.failedCalls < this.#options.retry.maxAttempts;
-  }
-
-  #observe(d: Delivery, attempt: number, error: Error | undefined, durationMs: number): void {
-    const outcome: HandlerSettledEvent['outcome'] =
-      error === undefined ? 'success' : error.name === 'HandlerTimeoutError' ? 'timeout' : 'error';
-    try {
-      for (const observer of this.observers) observer(d.state.topic, outcome, durationMs);
-      if (!this.#hooks.settledListened()) return;
-      this.#hooks.emit('handler.settled', {
-        topic: d.message.topic,
-        partition: d.message.partition,
-        offset: d.message.offset,
-        attempt,
-        durationMs,
-        outcome,
-        messages: 1,
-      });
-    } catch (observerError) {
-      // An observer that throws must not turn a success into a failure.
-      this.#hooks.error(toError(observerError));
-    }
+    this.tally.failed(d, retriable, now);
   }
 
   /** Carries out the failure policy for a failed (or refused) attempt. */
@@ -500,10 +345,9 @@ export class Runner implements AttemptSink<Delivery> {
   ): void {
     const o = this.#options;
     const circuit = this.#circuit;
-    const evidence = this.#evidence;
+    const tally = this.tally;
     if (!refused) d.attempts += 1;
     const failure = error ?? new Error('refused by the open circuit');
-    const mark = d.mark;
     const decision = decideFailure(
       {
         refused,
@@ -513,10 +357,8 @@ export class Runner implements AttemptSink<Delivery> {
         attempts: d.attempts,
         failedCalls: d.failedCalls,
         maxAttempts: o.retry.maxAttempts,
-        served: mark !== undefined && evidence.served(mark),
-        stalled:
-          this.#tellingLive === 0 &&
-          evidence.stalled(this.#exhaustedLive, o.clock.now(), circuit.checksHealth),
+        served: tally.served(d.mark),
+        stalled: tally.stalled(o.clock.now(), circuit.checksHealth),
         healthCheck: circuit.checksHealth,
         deadLetter: o.deadLetter !== undefined,
       },
@@ -526,7 +368,9 @@ export class Runner implements AttemptSink<Delivery> {
       case 'wait-circuit': {
         if (!refused) d.attempts -= 1;
         if (decision.blame) d.blamed = true;
-        if (refused || circuit.state === 'open') return this.#waitForCircuit(d, free);
+        if (refused || circuit.state === 'open') {
+          return this.#park(d, free, this.#waits.forChange(d));
+        }
         return this.#park(d, free, Promise.resolve());
       }
       case 'retry':
@@ -543,14 +387,18 @@ export class Runner implements AttemptSink<Delivery> {
         }
         return this.#park(d, free, this.#hooks.sleep(decision.delayMs));
       case 'dead-letter':
-        if (decision.guess) evidence.guessed();
+        if (decision.guess) tally.guessed();
         return this.#toDeadLetter(d, free, failure, decision.reason, undefined, decision.guess);
       case 'check-health':
-        evidence.guessed();
+        tally.guessed();
         d.attempts -= 1;
         return this.#checkHealth(d, free, failure);
       case 'hold':
-        return this.#park(d, free, this.#holdAndWait(d, failure));
+        return this.#park(
+          d,
+          free,
+          holdAndWait(d, failure, this.#options.retry.maxDelayMs, this.#hooks),
+        );
     }
   }
 
@@ -565,13 +413,13 @@ export class Runner implements AttemptSink<Delivery> {
     const answered = (healthy: boolean): void => {
       if (this.#hooks.abandoned(d)) return this.#end(d, false);
       if (healthy) {
-        this.#evidence.healthy();
+        this.tally.healthy();
         d.attempts += 1;
         return this.#toDeadLetter(d, noop, failure, 'attempts-exhausted');
       }
       circuit.open();
       d.blamed = true;
-      this.#waitForCircuit(d, noop);
+      this.#park(d, noop, this.#waits.forChange(d));
     };
     void circuit
       .checkHealth()
@@ -582,72 +430,6 @@ export class Runner implements AttemptSink<Delivery> {
         this.#hooks.error(toError(unexpected));
         this.#dispatcher.requeue(d);
       });
-  }
-
-  /**
-   * Parks the message until the circuit changes; blamed messages wake after
-   * the others. A refusal can reach here after the probe that caused it has
-   * already closed the circuit (it arrives through a promise): then there
-   * is no change left to wait for, and the message runs again now.
-   */
-  #waitForCircuit(d: Delivery, free: (done: boolean) => void): void {
-    if (this.#circuit.state === 'closed') return this.#park(d, free, Promise.resolve());
-    const last = this.#probesLast(d);
-    if (!last) {
-      d.waitingForCircuit = true;
-      this.#freshWaiting += 1;
-    }
-    this.#park(d, free, this.#circuit.changed({ last }));
-  }
-
-  /**
-   * The circuit is closed on trial (its probe told nothing) and this
-   * message has failed all its attempts: it waits until something else
-   * shows whether the downstream works (a success ends the trial, a
-   * counted failure reopens the circuit), so that the messages fetched
-   * meanwhile, whose calls tell, run first. Without any, it runs after
-   * `resetTimeoutMs`: then its own failure reopens the circuit.
-   */
-  #waitForTrial(d: Delivery, free: (done: boolean) => void): void {
-    const waited = this.#options.circuitBreaker!.resetTimeoutMs;
-    d.waitedForTrial = this.#circuit.trials;
-    this.#park(
-      d,
-      free,
-      Promise.race([this.#circuit.changed({ last: true }), this.#hooks.sleep(waited)]),
-    );
-  }
-
-  /**
-   * A message that failed while the circuit was not closed, or has failed
-   * all its attempts, probes only when no other message waits to: its
-   * failure would tell nothing new, and it would otherwise be the probe
-   * every time.
-   */
-  #probesLast(d: Delivery): boolean {
-    return d.blamed || !this.#telling(d);
-  }
-
-  /**
-   * No dead-letter topic: losing the message is not an option, so its
-   * partition holds here and it is tried again at the longest delay.
-   */
-  async #holdAndWait(d: Delivery, error: Error): Promise<void> {
-    const retryInMs = this.#options.retry.maxDelayMs;
-    this.#hooks.hold(d.state, 'message-failed', true);
-    try {
-      this.#hooks.emit('message.failed', {
-        topic: d.message.topic,
-        partition: d.message.partition,
-        offset: d.message.offset,
-        attempts: d.attempts,
-        error,
-        retryInMs,
-      });
-      await this.#hooks.sleep(retryInMs);
-    } finally {
-      this.#hooks.hold(d.state, 'message-failed', false);
-    }
   }
 }
 

@@ -1,6 +1,9 @@
 import { BackpressureError, DlqPublishError, isBackpressureError, toError } from '../../errors.js';
-import type { DlqFailedEvent, DlqRoutedEvent } from '../events.js';
-import type { InboundMessage, ResolvedOptions } from '../options.js';
+import type { PartitionState } from '../admission/partitions.js';
+import type { Delivery } from '../dispatch/delivery.js';
+import type { ConsumerEvents, DlqRoutedEvent } from '../events.js';
+import type { ResolvedOptions } from '../options.js';
+import { deadLetterChannel } from '../../shared/tracing.js';
 import { deadLetterMessage } from './dead-letter-record.js';
 import { backoffDelay } from './retry.js';
 
@@ -11,13 +14,15 @@ type DeadLetterSettings = NonNullable<ResolvedOptions<unknown>['deadLetter']>;
 export interface DeadLetterHooks {
   groupId(): string;
   /** The message's partition holds at it (`dlq-unavailable`) from the first failed write until it is written. */
-  hold(on: boolean): void;
+  hold(state: PartitionState, reason: 'dlq-unavailable', on: boolean): void;
   /** Resolves after `ms`, early when the consumer abandons in-flight work. */
   sleep(ms: number): Promise<void>;
   /** True once the message is no longer ours to finish (revoked or abandoned on close). */
-  abandoned(): boolean;
-  routed(event: DlqRoutedEvent): void;
-  failed(event: DlqFailedEvent): void;
+  abandoned(d: Delivery): boolean;
+  emit<E extends 'dlq.routed' | 'dlq.failed'>(
+    event: E,
+    payload: Parameters<ConsumerEvents[E]>[0],
+  ): void;
 }
 
 /**
@@ -26,17 +31,37 @@ export interface DeadLetterHooks {
  * fails holds the partition at that offset and is retried with backoff,
  * forever: losing the message is not an option. Resolves false when the
  * message was abandoned meanwhile. `guess`: dead-lettered without evidence
- * (a header and the event say so).
+ * (a header and the event say so). Traced on the dead-letter channel when
+ * it has subscribers.
  */
-export async function deadLetter(
+export function deadLetter(
   settings: DeadLetterSettings,
-  message: InboundMessage<unknown>,
+  d: Delivery,
   error: Error,
   reason: DeadLetterReason,
-  attempts: number,
   hooks: DeadLetterHooks,
   guess = false,
 ): Promise<boolean> {
+  const route = () => write(settings, d, error, reason, hooks, guess);
+  if (!deadLetterChannel.hasSubscribers) return route();
+  return deadLetterChannel.tracePromise(route, {
+    message: d.message,
+    groupId: hooks.groupId(),
+    reason,
+    cause: error,
+    attempts: d.attempts,
+  });
+}
+
+async function write(
+  settings: DeadLetterSettings,
+  d: Delivery,
+  error: Error,
+  reason: DeadLetterReason,
+  hooks: DeadLetterHooks,
+  guess: boolean,
+): Promise<boolean> {
+  const { message, attempts } = d;
   const chooseTopic = (): string | BackpressureError => {
     try {
       return settings.topic(message);
@@ -53,7 +78,7 @@ export async function deadLetter(
   let holding = false;
   try {
     for (;;) {
-      if (hooks.abandoned()) return false;
+      if (hooks.abandoned(d)) return false;
       try {
         if (typeof topic !== 'string') throw topic;
         await settings.producer.send({
@@ -72,7 +97,7 @@ export async function deadLetter(
             }),
           ],
         });
-        hooks.routed({
+        hooks.emit('dlq.routed', {
           topic: message.topic,
           partition: message.partition,
           offset: message.offset,
@@ -87,7 +112,7 @@ export async function deadLetter(
         failures += 1;
         if (!holding) {
           holding = true;
-          hooks.hold(true);
+          hooks.hold(d.state, 'dlq-unavailable', true);
         }
         const retryInMs = backoffDelay(failures, {
           initialDelayMs: settings.retryInitialDelayMs,
@@ -95,7 +120,7 @@ export async function deadLetter(
           multiplier: 2,
           jitter: 0.2,
         });
-        hooks.failed({
+        hooks.emit('dlq.failed', {
           topic: message.topic,
           partition: message.partition,
           offset: message.offset,
@@ -112,6 +137,6 @@ export async function deadLetter(
       }
     }
   } finally {
-    if (holding) hooks.hold(false);
+    if (holding) hooks.hold(d.state, 'dlq-unavailable', false);
   }
 }

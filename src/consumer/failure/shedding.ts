@@ -1,3 +1,5 @@
+import type { MessageRef, ShedEvent } from '../events.js';
+
 /**
  * Opt-in load shedding: a message older than `maxAgeMs` when it comes up for
  * processing is not worth handling any more (its result would arrive too
@@ -39,4 +41,21 @@ export function messageAgeMs(timestamp: string, nowMs: number): number | undefin
 export function shedAge(timestamp: string, nowMs: number, maxAgeMs: number): number | undefined {
   const age = messageAgeMs(timestamp, nowMs);
   return age !== undefined && age > maxAgeMs ? age : undefined;
+}
+
+/** The `message.shed` event of a message shed at `ageMs`. */
+export function shedEvent(
+  message: MessageRef & { readonly timestamp: string },
+  ageMs: number,
+  shed: ShedOptions,
+): ShedEvent {
+  return {
+    topic: message.topic,
+    partition: message.partition,
+    offset: message.offset,
+    timestamp: message.timestamp,
+    ageMs,
+    maxAgeMs: shed.maxAgeMs,
+    action: shed.action,
+  };
 }
