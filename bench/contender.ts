@@ -684,13 +684,22 @@ async function runSpike(): Promise<() => Promise<void>> {
     if (now >= spikeAt && now < spikeEnd) limits.push(e.to);
     if (now >= spikeAt && e.to < e.from) at['limitCut'] ??= now;
   });
+  let pausesInSpike = 0;
+  let pauseEndNoEffect = false;
   lib.on('latency.high', () => {
     pausedNow = true;
-    if (performance.now() >= spikeAt) at['pause'] ??= performance.now();
+    const now = performance.now();
+    if (now >= spikeAt) at['pause'] ??= now;
+    if (now >= spikeAt && now < spikeEnd) pausesInSpike += 1;
   });
-  lib.on('latency.normal', () => {
+  lib.on('latency.normal', (e) => {
     pausedNow = false;
-    if (performance.now() >= spikeEnd) at['resume'] ??= performance.now();
+    const now = performance.now();
+    if (now >= spikeEnd) at['resume'] ??= now;
+    else if (now >= spikeAt && at['pauseEnd'] === undefined) {
+      at['pauseEnd'] = now;
+      pauseEndNoEffect = e.noEffect === true;
+    }
   });
   await meter.firstMessage();
   const rate = completionRate(r.fullFlowWindowMs, () => completions);
@@ -737,6 +746,10 @@ async function runSpike(): Promise<() => Promise<void>> {
   if (extra['reactionMs'] === Number.POSITIVE_INFINITY) extra['reactionMs'] = null;
   extra['limitCutMs'] = ms(at['limitCut'], spikeAt);
   extra['pauseMs'] = ms(at['pause'], spikeAt);
+  extra['pausesInSpike'] = pausesInSpike;
+  // The first pause that ended within the spike, and whether it ended for want of effect.
+  extra['pauseEndInSpikeMs'] = ms(at['pauseEnd'], spikeAt);
+  extra['pauseEndNoEffect'] = at['pauseEnd'] === undefined ? null : pauseEndNoEffect ? 1 : 0;
   extra['minLimitInSpike'] = limits.length > 0 ? Math.min(...limits) : null;
   extra['endToResumeMs'] = ms(at['resume'], spikeEnd);
   extra['endToFullFlowMs'] = ms(at['fullFlow'], spikeEnd);

@@ -548,6 +548,17 @@ const fixed = (x: number | null | undefined, d = 2) =>
   x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(d);
 const msCell = (x: number | null | undefined) => (x === null || x === undefined ? 'none' : int(x));
 
+/** Latency pauses within a spike: how many, when the first came and when (and why) one ended. */
+function pausesCell(e: Record<string, number | null | undefined>): string {
+  const count = e['pausesInSpike'];
+  if (!count) return 'none';
+  const end =
+    e['pauseEndInSpikeMs'] === null || e['pauseEndInSpikeMs'] === undefined
+      ? 'held'
+      : `${int(e['pauseEndInSpikeMs'])}${e['pauseEndNoEffect'] === 1 ? ' (no effect)' : ''}`;
+  return `${count}: ${msCell(e['pauseMs'])} → ${end}`;
+}
+
 function machine(): Record<string, string | number> {
   const cpu = cpus();
   return {
@@ -821,21 +832,21 @@ function report(summaries: Partial<Record<ScenarioName, ContenderSummary[]>>): {
     );
     lines.push('');
     lines.push(
-      '| run | reaction ms | lowest limit | limit at end | handler p50 / p95 settled ms | p95 whole spike ms | ' +
+      '| run | reaction ms | pauses in spike: first at → ended ms | lowest limit | limit at end | handler p50 / p95 settled ms | p95 whole spike ms | ' +
         'msg/s settled (whole spike) | end → pause over ms | end → full flow ms | lost |',
     );
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of spikes) {
       const e = c.extra;
       lines.push(
-        `| ${c.label} | ${msCell(e['reactionMs'])} | ${msCell(e['minLimitInSpike'])} | ` +
+        `| ${c.label} | ${msCell(e['reactionMs'])} | ${pausesCell(e)} | ${msCell(e['minLimitInSpike'])} | ` +
           `${msCell(e['limitAtSpikeEnd'])} | ${msCell(e['p50AfterSettleMs'])} / ${msCell(e['p95AfterSettleMs'])} | ` +
           `${msCell(e['p95SpikeMs'])} | ${fixed(e['settledRate'] ?? Number.NaN, 1)} (${fixed(e['spikeRate'] ?? Number.NaN, 1)}) | ` +
           `${msCell(e['endToResumeMs'])} | ${msCell(e['endToFullFlowMs'])} | ${msCell(e['lost'])} |`,
       );
     }
     const find = (id: string) => spikes.find((c) => c.id === id);
-    for (const variant of ['limit', 'limit-pause', 'limit-pause-high']) {
+    for (const variant of ['limit', 'limit-pause', 'limit-pause-1s', 'limit-pause-high']) {
       const cap = find(`spike-capacity-${variant}`);
       if (cap) {
         const p95 = cap.extra['p95AfterSettleMs'] ?? Number.NaN;

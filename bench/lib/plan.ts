@@ -225,6 +225,17 @@ function spikeContenders(): ContenderDef[] {
       { ...base, adaptiveConcurrency: limit, latency: { pauseAboveMs: 100, resumeBelowMs: 50 } },
     ],
     [
+      // A short window carries the slow calls within a second, while the
+      // limit is still cutting: the pause must let it act first.
+      'limit-pause-1s',
+      'adaptive limit + pause 100 / 50 ms, 1 s window',
+      {
+        ...base,
+        adaptiveConcurrency: limit,
+        latency: { pauseAboveMs: 100, resumeBelowMs: 50, windowMs: 1000 },
+      },
+    ],
+    [
       'limit-pause-high',
       'adaptive limit + pause 700 / 400 ms',
       { ...base, adaptiveConcurrency: limit, latency: { pauseAboveMs: 700, resumeBelowMs: 400 } },

@@ -211,6 +211,8 @@ export class BackpressureConsumer<T = Buffer | null> extends EventEmitter<Consum
       ? new LatencyTrigger(o.latency, o.clock, this.#flow, {
           probing: (probes) => this.#concurrency.latencyPaused(probes),
           demand: () => this.#dispatcher.demand,
+          baselineMs: () => this.#concurrency.baselineMs,
+          limitSettling: (since) => this.#concurrency.limitSettling(since),
           changed: (high, event) => emit(high ? 'latency.high' : 'latency.normal', event),
         })
       : undefined;

@@ -33,10 +33,28 @@ export interface LatencyEvent {
   readonly percentile: number;
   /**
    * What was measured: on `latency.high` the rolling percentile; on
-   * `latency.normal` the slowest of the fast probes that ended the pause.
+   * `latency.normal` the slowest of the fast probes that ended the pause,
+   * or, with `noEffect`, the median of the slow probes that ended it.
    */
   readonly latencyMs: number;
+  /**
+   * On `latency.high` the pause mark in force (`latency.pauseAboveMs`, or
+   * higher after a pause that could not help); on `latency.normal`
+   * `latency.resumeBelowMs`, or, with `noEffect`, the pause mark now in
+   * force: 1.5 × `latencyMs` (at least `pauseAboveMs`).
+   */
   readonly thresholdMs: number;
+  /**
+   * Only on `latency.normal`: the pause ended because it could not lower
+   * latency, not because the probes were fast. The probes (`latency.probes`
+   * in a row, started after the pause, all at or above `resumeBelowMs`)
+   * were as slow as the latency that caused the pause (the downstream is
+   * slow at any load), or within 1.1 × the adaptive limit's baseline (they
+   * already see the downstream's latency without queueing, and the limit
+   * keeps it there). Partitions resume at the adaptive limit, and the pause
+   * mark rises to `thresholdMs` until calls are fast again.
+   */
+  readonly noEffect?: true;
 }
 
 export interface ConcurrencyChangedEvent {
@@ -212,9 +230,17 @@ export interface ConsumerEvents {
   'queue.full': (event: QueueEvent) => void;
   /** In-flight work fell to the low mark after being full. */
   'queue.drained': (event: QueueEvent) => void;
-  /** The rolling latency percentile rose above `latency.pauseAboveMs`. */
+  /**
+   * The rolling latency percentile rose above the pause mark
+   * (`latency.pauseAboveMs`, or higher after a pause that could not help):
+   * every partition pauses and `latency.probes` calls run at once.
+   */
   'latency.high': (event: LatencyEvent) => void;
-  /** A latency pause ended: `latency.probes` calls in a row ended below `latency.resumeBelowMs`. */
+  /**
+   * A latency pause ended: `latency.probes` calls in a row ended below
+   * `latency.resumeBelowMs`, or (`noEffect`) as many ended slow and showed
+   * the pause could not lower latency.
+   */
   'latency.normal': (event: LatencyEvent) => void;
   /** The concurrency limit changed (adaptive concurrency or the circuit). */
   'concurrency.changed': (event: ConcurrencyChangedEvent) => void;

@@ -68,11 +68,18 @@ export interface CircuitBreakerOptions {
 export interface LatencyOptions {
   /** Which percentile of handler time drives the trigger. @default 95 */
   readonly percentile?: number;
-  /** Pause every partition while the percentile is above this. */
+  /**
+   * Pause every partition while the percentile is above this. After a pause
+   * that could not lower latency (`latency.normal` with `noEffect`), the
+   * mark in force is 1.5 × the latency its probes saw, until calls are
+   * below `resumeBelowMs` again.
+   */
   readonly pauseAboveMs: number;
   /**
    * While paused, calls that end below this are fast probes; the pause ends
    * after `probes` of them in a row (must be lower than `pauseAboveMs`).
+   * `probes` slow ones in a row end it too when they show it cannot lower
+   * latency (see docs/consumer.md, "Latency control").
    * @default pauseAboveMs / 2
    */
   readonly resumeBelowMs?: number;

@@ -1,5 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { BackpressureConsumer, type BackpressureConsumerOptions } from '../../src/index.js';
+import {
+  BackpressureConsumer,
+  type BackpressureConsumerOptions,
+  type LatencyEvent,
+} from '../../src/index.js';
 import {
   createTopic,
   disconnectAll,
@@ -12,8 +16,8 @@ import {
 
 /**
  * Latency pauses end on evidence (issue #21): while paused, a bounded number
- * of probe calls run, and only fast ones end the pause; an empty window
- * never does.
+ * of probe calls run; fast ones end the pause, and so do slow ones that show
+ * the pause cannot lower latency; an empty window never does.
  */
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -49,17 +53,23 @@ interface Call {
   readonly endedAt: number;
 }
 
-/** A downstream whose latency the test sets, recording every call. */
-function downstream(latencyMs: number) {
+/**
+ * A downstream whose latency the test sets, recording every call: a call
+ * takes `latencyMs`, or `unloadedMs` when it starts with at most
+ * `latency.probes` calls in the downstream (itself included), so a pause's
+ * probes see what lowering the load does.
+ */
+function downstream(latencyMs: number, unloadedMs = latencyMs) {
   const d = {
     latencyMs,
+    unloadedMs,
     running: 0,
     calls: [] as Call[],
     values: new Set<string>(),
     handler: async (message: { value: Buffer | null }) => {
       const startedAt = Date.now();
       d.running += 1;
-      await sleep(d.latencyMs);
+      await sleep(d.running <= latency.probes ? d.unloadedMs : d.latencyMs);
       d.running -= 1;
       d.calls.push({ startedAt, endedAt: Date.now() });
       d.values.add(message.value!.toString());
@@ -88,13 +98,18 @@ describe('latency pauses against a real broker', () => {
       handler: d.handler,
     });
     const high: number[] = [];
-    const normal: { at: number; latencyMs: number }[] = [];
+    const normal: { at: number; latencyMs: number; noEffect: true | undefined }[] = [];
     consumer.on('latency.high', () => high.push(Date.now()));
-    consumer.on('latency.normal', (e) => normal.push({ at: Date.now(), latencyMs: e.latencyMs }));
+    consumer.on('latency.normal', (e) =>
+      normal.push({ at: Date.now(), latencyMs: e.latencyMs, noEffect: e.noEffect }),
+    );
     await consumer.start();
     await waitFor(() => d.values.size > 100, { timeoutMs: 30_000, message: 'no progress' });
 
+    // 200 ms under load, 70 ms with only the probes in it: the pause lowers
+    // latency, though not below resumeBelowMs, so it holds.
     d.latencyMs = 200;
+    d.unloadedMs = 70;
     await waitFor(() => high.length > 0, { timeoutMs: 10_000, message: 'latency never high' });
     const pausedAt = high[0]!;
     // Four windows of slow probes: the pause holds, and the calls at once stay at the probes
@@ -113,9 +128,11 @@ describe('latency pauses against a real broker', () => {
     expect(slowProbes.length).toBeGreaterThan(0);
 
     d.latencyMs = 5;
+    d.unloadedMs = 5;
     await waitFor(() => normal.length > 0, { timeoutMs: 10_000, message: 'never resumed' });
     const resumed = normal[0]!;
     expect(resumed.latencyMs).toBeLessThan(latency.resumeBelowMs);
+    expect(resumed.noEffect).toBeUndefined();
     // What ended the pause: the last `probes` calls before it, all started after the pause, all fast.
     const evidence = d.calls.filter((c) => c.endedAt <= resumed.at).slice(-latency.probes);
     expect(evidence).toHaveLength(latency.probes);
@@ -135,7 +152,7 @@ describe('latency pauses against a real broker', () => {
     const groupId = uniqueName('g-latency-empty');
     await createTopic(topic, 2);
     await produceMessages(topic, messages(30));
-    const d = downstream(200);
+    const d = downstream(200, 70);
     const consumer = start(groupId, {
       topics: [topic],
       fromBeginning: true,
@@ -161,10 +178,58 @@ describe('latency pauses against a real broker', () => {
     expect(held.length).toBeGreaterThanOrEqual(1);
 
     d.latencyMs = 5;
+    d.unloadedMs = 5;
     await produceMessages(topic, messages(200, 30));
     await waitFor(() => normal.length > 0, { timeoutMs: 20_000, message: 'never resumed' });
     expect(normal[0]).toBeLessThan(latency.resumeBelowMs);
     await waitFor(() => d.values.size >= 230, { timeoutMs: 30_000, message: 'not all handled' });
+    await expectCommittedAtEnd(groupId, topic);
+    await consumer.close();
+  });
+
+  it('ends a pause that cannot lower latency (the downstream is slow at any load) with noEffect, keeps consuming and loses nothing', async () => {
+    const topic = uniqueName('latency-no-effect');
+    const groupId = uniqueName('g-latency-no-effect');
+    await createTopic(topic, 2);
+    await produceMessages(topic, messages(600));
+    const d = downstream(5);
+    const consumer = start(groupId, {
+      topics: [topic],
+      fromBeginning: true,
+      ordering: 'unordered',
+      concurrency: 16,
+      maxInFlight: 300,
+      commitIntervalMs: 200,
+      latency,
+      handler: d.handler,
+    });
+    const high: LatencyEvent[] = [];
+    const normal: { at: number; event: LatencyEvent }[] = [];
+    consumer.on('latency.high', (e) => high.push(e));
+    consumer.on('latency.normal', (e) => normal.push({ at: Date.now(), event: e }));
+    await consumer.start();
+    await waitFor(() => d.values.size > 100, { timeoutMs: 30_000, message: 'no progress' });
+
+    // 200 ms per call whatever the load: above pauseAboveMs, and the probes
+    // can do no better.
+    d.latencyMs = 200;
+    d.unloadedMs = 200;
+    await waitFor(() => high.length > 0, { timeoutMs: 10_000, message: 'latency never high' });
+    await waitFor(() => normal.length > 0, { timeoutMs: 10_000, message: 'pause never ended' });
+    const ended = normal[0]!;
+    expect(ended.event.noEffect).toBe(true);
+    // A measured latency: the slow probes' median, about the downstream's 200 ms.
+    expect(ended.event.latencyMs).toBeGreaterThan(150);
+    expect(ended.event.thresholdMs).toBe(ended.event.latencyMs * 1.5);
+    expect(consumer.concurrency).toBe(16);
+    expect(consumer.partitions().filter((p) => p.reasons.includes('latency'))).toEqual([]);
+    // Consumption goes on at full concurrency, and the same latency does not pause again.
+    const doneAtEnd = d.values.size;
+    await sleep(2000);
+    expect(d.values.size).toBeGreaterThan(doneAtEnd);
+    await waitFor(() => d.values.size >= 600, { timeoutMs: 60_000, message: 'not all handled' });
+    expect(high).toHaveLength(1);
+    expect(normal).toHaveLength(1);
     await expectCommittedAtEnd(groupId, topic);
     await consumer.close();
   });

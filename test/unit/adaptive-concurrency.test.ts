@@ -141,6 +141,19 @@ describe('GradientLimit against the two downstream models', () => {
 });
 
 describe('GradientLimit decisions', () => {
+  it('records when it last decided on fresh samples, changed or not', () => {
+    const limit = gradient({ initial: 4 });
+    expect(limit.decidedAt).toBe(Number.NEGATIVE_INFINITY);
+    limit.record(10, 100);
+    limit.update(200, 0);
+    expect(limit.decidedAt).toBe(Number.NEGATIVE_INFINITY);
+    for (let i = 0; i < 3; i += 1) limit.record(10, 300);
+    expect(limit.update(400, 0)).toEqual({ changed: false, limit: 4 });
+    expect(limit.decidedAt).toBe(400);
+    limit.update(500, 0);
+    expect(limit.decidedAt).toBe(400);
+  });
+
   it('holds still with no fresh samples, however long', () => {
     const limit = gradient({ initial: 20 });
     // Fewer samples than a decision needs: none is taken.
@@ -193,6 +206,8 @@ describe('GradientLimit decisions', () => {
     limit.update(1000, 0);
     for (let i = 0; i < 5; i += 1) limit.record(300, 2000);
     expect(limit.update(2000, 16)).toMatchObject({ changed: true, limit: 8 });
+    // Until calls started after it end, the cut's effect is unknown.
+    expect(limit.cutPending).toBe(true);
     // Calls started after the cut are just as slow.
     for (let i = 0; i < 8; i += 1) limit.record(300, 2400);
     expect(limit.update(2500, 16)).toEqual({
@@ -202,6 +217,7 @@ describe('GradientLimit decisions', () => {
       reason: 'latency-steady',
     });
     expect(limit.baselineMs).toBe(300);
+    expect(limit.cutPending).toBe(false);
   });
 
   it('grows while latency holds and the limit is in use, not while it is idle', () => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackpressureConsumer } from '../../src/consumer/backpressure-consumer.js';
 import type { BackpressureConsumerOptions, InboundMessage } from '../../src/consumer/options.js';
+import type { LatencyEvent } from '../../src/consumer/events.js';
 import type { ProducerRecord } from 'kafkajs';
 import { ACTIVE_WINDOW_MS } from '../../src/consumer/admission/partitions.js';
 import { FakeClient } from '../helpers/fake-client.js';
@@ -710,17 +711,23 @@ describe('consumer core with a fake client: rebalances and close', () => {
 });
 
 describe('consumer core with a fake client: latency control', () => {
-  /** A downstream whose every call takes `latencyMs`, counting the calls at once. */
-  function downstream(initialMs: number) {
+  /**
+   * A downstream whose every call takes `latencyMs`, or `unloadedMs` when it
+   * starts with at most 2 calls in the downstream (itself included): a
+   * downstream whose latency comes from load. Counts the calls at once.
+   */
+  function downstream(initialMs: number, unloadedMs = initialMs) {
     const d = {
       latencyMs: initialMs,
+      unloadedMs,
       running: 0,
       peak: 0,
       done: 0,
       handler: async (): Promise<void> => {
         d.running += 1;
         d.peak = Math.max(d.peak, d.running);
-        await new Promise((resolve) => setTimeout(resolve, d.latencyMs));
+        const ms = d.running <= 2 ? d.unloadedMs : d.latencyMs;
+        await new Promise((resolve) => setTimeout(resolve, ms));
         d.running -= 1;
         d.done += 1;
       },
@@ -731,7 +738,9 @@ describe('consumer core with a fake client: latency control', () => {
   const latency = { pauseAboveMs: 100, resumeBelowMs: 50, windowMs: 1000, probes: 2 };
 
   it('a latency pause caps admitted work to the probes at once, holds while probes are slow, and resumes on fast probes only', async () => {
-    const d = downstream(300);
+    // 300 ms under load, 80 ms with only the probes in it: the pause lowers
+    // latency, though not below resumeBelowMs, so it holds.
+    const d = downstream(300, 80);
     const { client, consumer } = await started(
       { ordering: 'unordered', concurrency: 10, latency, handler: d.handler },
       2,
@@ -760,6 +769,7 @@ describe('consumer core with a fake client: latency control', () => {
     expect(consumer.concurrency).toBe(2);
     // The downstream recovers: two fast probes in a row end the pause.
     d.latencyMs = 10;
+    d.unloadedMs = 10;
     await tick(1000);
     expect(events.map(([e]) => e)).toEqual(['high', 'normal']);
     const normal = events[1]![1];
@@ -771,6 +781,92 @@ describe('consumer core with a fake client: latency control', () => {
     expect(consumer.inFlight).toBe(0);
     await consumer.close();
   });
+
+  it('a latency pause that cannot lower latency (300 ms at any load) ends with noEffect and full concurrency, and does not come back', async () => {
+    const d = downstream(300);
+    const { client, consumer } = await started(
+      { ordering: 'unordered', concurrency: 10, latency, handler: d.handler },
+      2,
+    );
+    const events: [string, LatencyEvent][] = [];
+    consumer.on('latency.high', (e) => events.push(['high', e]));
+    consumer.on('latency.normal', (e) => events.push(['normal', e]));
+    void client.deliver('t', 0, 500);
+    void client.deliver('t', 1, 500);
+    await tick(400);
+    expect(events.map(([e]) => e)).toEqual(['high']);
+    expect(consumer.concurrency).toBe(2);
+    // The calls from before the pause end, then two slow probes: no effect.
+    await tick(1000);
+    expect(events.map(([e]) => e)).toEqual(['high', 'normal']);
+    const normal = events[1]![1];
+    expect(normal.noEffect).toBe(true);
+    expect(normal.latencyMs).toBeGreaterThanOrEqual(300);
+    expect(normal.thresholdMs).toBe(normal.latencyMs * 1.5);
+    expect(consumer.concurrency).toBe(10);
+    expect(consumer.partitions().filter((p) => p.reasons.includes('latency'))).toEqual([]);
+    // Five windows more at the same latency and full concurrency: no new pause.
+    await tick(5000);
+    expect(events.map(([e]) => e)).toEqual(['high', 'normal']);
+    expect(d.peak).toBe(10);
+    await tick(60_000);
+    expect(d.done).toBe(1000);
+    expect(consumer.inFlight).toBe(0);
+    await consumer.close();
+  });
+
+  it('with adaptiveConcurrency, against a downstream of 4 slots: the limit settles, the pause comes after its cuts and ends with noEffect', async () => {
+    let slow = false;
+    let running = 0;
+    let done = 0;
+    const ended: number[] = [];
+    const handler = async (): Promise<void> => {
+      running += 1;
+      // 4 slots of 300 ms once slow: latency grows with the calls sent.
+      const ms = slow ? 300 * Math.max(1, running / 4) : 10;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      running -= 1;
+      done += 1;
+      ended.push(Date.now());
+    };
+    const { client, consumer } = await started(
+      {
+        ordering: 'unordered',
+        concurrency: 16,
+        maxInFlight: 400,
+        adaptiveConcurrency: { targetLatencyMs: 100, minConcurrency: 2 },
+        latency,
+        handler,
+      },
+      2,
+    );
+    const events: [string, LatencyEvent][] = [];
+    consumer.on('latency.high', (e) => events.push(['high', e]));
+    consumer.on('latency.normal', (e) => events.push(['normal', e]));
+    // Admission stops a batch at a latency pause (a real client fetches
+    // the rest again after the resume; this fake does not), so not every
+    // message delivered here is admitted: the test counts what ran.
+    void client.deliver('t', 0, 1500);
+    void client.deliver('t', 1, 1500);
+    await tick(1000);
+    expect(events).toEqual([]);
+    slow = true;
+    const spikeAt = Date.now();
+    await tick(20_000);
+    const noEffect = events.filter(([e, event]) => e === 'normal' && event.noEffect === true);
+    expect(noEffect.length).toBeGreaterThanOrEqual(1);
+    // The limit holds the downstream near its 4 slots, with no pause in force.
+    expect(consumer.partitions().filter((p) => p.reasons.includes('latency'))).toEqual([]);
+    expect(consumer.concurrency).toBeGreaterThanOrEqual(3);
+    expect(consumer.concurrency).toBeLessThanOrEqual(6);
+    const lastTen = ended.filter((t) => t >= spikeAt + 10_000).length;
+    expect(lastTen).toBeGreaterThanOrEqual(0.9 * (4 / 0.3) * 10);
+    slow = false;
+    await tick(10_000);
+    expect(consumer.inFlight).toBe(0);
+    expect(done).toBeGreaterThan(lastTen);
+    await consumer.close();
+  }, 30_000);
 
   it('with nothing admitted left, lets one partition fetch probes; never resumes on an empty window', async () => {
     const d = downstream(300);
@@ -797,6 +893,7 @@ describe('consumer core with a fake client: latency control', () => {
     expect(normal).toEqual([]);
     // A batch arrives there: the partition pauses again and the probes run from it.
     d.latencyMs = 10;
+    d.unloadedMs = 10;
     void client.deliver('t', 1 - first, 20);
     await tick(600);
     expect(d.peak).toBeLessThanOrEqual(10);

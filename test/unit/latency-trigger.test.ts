@@ -31,9 +31,13 @@ function setup(overrides: Partial<typeof settings> = {}) {
   const events: [boolean, LatencyEvent][] = [];
   const probing: (number | undefined)[] = [];
   let demand = 10;
+  let baseline: number | undefined;
+  let limitSettling = false;
   const trigger = new LatencyTrigger({ ...settings, ...overrides }, clock, flow, {
     probing: (n) => probing.push(n),
     demand: () => demand,
+    baselineMs: () => baseline,
+    limitSettling: () => limitSettling,
     changed: (high, event) => events.push([high, event]),
   });
   /** `n` calls of `ms` end now. */
@@ -48,6 +52,8 @@ function setup(overrides: Partial<typeof settings> = {}) {
     probing,
     record,
     setDemand: (n: number) => (demand = n),
+    setBaseline: (ms: number | undefined) => (baseline = ms),
+    setLimitSettling: (settling: boolean) => (limitSettling = settling),
     advance: (ms: number) => (now += ms),
   };
 }
@@ -119,14 +125,29 @@ describe('LatencyTrigger', () => {
     expect(t.events[1]).toEqual([false, { percentile: 50, latencyMs: 40, thresholdMs: 50 }]);
   });
 
-  it('slow probes hold the pause (a downstream still slow stays protected)', () => {
+  it('slow probes clearly faster than at the pause hold it (a downstream in trouble stays protected), until they show the pause cannot help', () => {
+    // Paused on 200 ms; the limit learned 20 ms without queueing.
     const t = paused();
+    t.setBaseline(20);
+    // 120 ms: above resumeBelowMs, well below the 200 ms that caused the
+    // pause (the pause is lowering latency) and far above the baseline.
     for (let i = 0; i < 20; i += 1) {
       t.advance(300);
-      t.record(300, 3);
+      t.record(120, 3);
       t.trigger.check();
     }
     expect(t.calls).toEqual(['pause 0,1']);
+    expect(t.events).toHaveLength(1);
+    // The downstream's latency without queueing has become 120 ms (the limit
+    // learned it): the probes are at it, the pause can do no better.
+    t.setBaseline(115);
+    t.advance(300);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.events[1]).toEqual([
+      false,
+      { percentile: 50, latencyMs: 120, thresholdMs: 180, noEffect: true },
+    ]);
   });
 
   it('starts afresh after a resume: the samples that caused the pause do not pause again', () => {
@@ -196,6 +217,198 @@ describe('LatencyTrigger on a recovered downstream', () => {
     expect(t.calls).toEqual([]);
     // Slow again, in the window and since the last check: pause.
     t.record(200, 10);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+  });
+});
+
+describe('LatencyTrigger on a downstream the pause cannot help (issue 21)', () => {
+  /** Paused at time 1000 on calls of `ms`. */
+  function pausedOn(ms: number) {
+    const t = setup();
+    t.advance(1000);
+    t.record(ms);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    return t;
+  }
+
+  it('fixed model: probes as slow as at the pause end it with noEffect, and the same latency does not pause again', () => {
+    const t = pausedOn(300);
+    expect(t.events[0]![1].thresholdMs).toBe(100);
+    // Two slow probes are not yet `probes` of them.
+    t.advance(300);
+    t.record(300, 2);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    t.record(300, 1);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.probing).toEqual([3, undefined]);
+    expect(t.events[1]).toEqual([
+      false,
+      { percentile: 50, latencyMs: 300, thresholdMs: 450, noEffect: true },
+    ]);
+    expect(t.trigger.markMs).toBe(450);
+    // The downstream stays at 300 ms under full load: no pause, however long.
+    for (let i = 0; i < 60; i += 1) {
+      t.advance(500);
+      t.record(300, 50);
+      t.trigger.check();
+    }
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.events).toHaveLength(2);
+  });
+
+  it('capacity model: probes at the limit’s learned baseline end it with noEffect, even far below the latency that caused it', () => {
+    // Paused on 1,200 ms (32 calls queueing in 8 slots of 300 ms); the limit
+    // has learned the downstream's 300 ms without queueing.
+    const t = pausedOn(1200);
+    t.setBaseline(300);
+    t.advance(400);
+    t.record(300, 1);
+    t.record(305, 1);
+    t.record(320, 1);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.events[1]).toEqual([
+      false,
+      { percentile: 50, latencyMs: 305, thresholdMs: 457.5, noEffect: true },
+    ]);
+    // At the limit's 8 slots the latency stays near the baseline: no pause.
+    for (let i = 0; i < 40; i += 1) {
+      t.advance(500);
+      t.record(330, 14);
+      t.trigger.check();
+    }
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+  });
+
+  it('without a learned baseline, probes far below the latency at the pause hold it', () => {
+    const t = pausedOn(1200);
+    for (let i = 0; i < 20; i += 1) {
+      t.advance(400);
+      t.record(300, 3);
+      t.trigger.check();
+    }
+    expect(t.calls).toEqual(['pause 0,1']);
+    // The limit learns 300 ms: the same probes end it.
+    t.setBaseline(300);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.events[1]![1].noEffect).toBe(true);
+  });
+
+  it('decides on the median of the latest `probes` slow probes in a row, started after the pause', () => {
+    const t = pausedOn(300);
+    // Started before the pause: stale, whatever their latency.
+    t.advance(100);
+    t.trigger.record(300, 1100);
+    t.trigger.record(300, 1100);
+    t.trigger.record(300, 1100);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    // A fast probe between slow ones starts the slow count again: were it
+    // not so, 300, 120 and 900 would end the pause (median 300).
+    t.advance(1000);
+    t.record(300, 2);
+    t.record(10, 1);
+    t.record(120, 1);
+    t.record(900, 1);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    // One outlier among three: the median (120 ms) shows the pause helps.
+    t.record(100, 1);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+    // The latest three: 100, 300, 300: the median is 300, as at the pause.
+    t.record(300, 2);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.events[1]![1]).toMatchObject({ latencyMs: 300, noEffect: true });
+  });
+
+  it('re-arms the mark once the calls are fast again: the next rise above pauseAboveMs pauses', () => {
+    const t = pausedOn(300);
+    t.advance(400);
+    t.record(300, 3);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.trigger.markMs).toBe(450);
+    // 200 ms: under the raised mark, no pause.
+    t.advance(500);
+    t.record(200, 20);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    // The downstream recovers: the mark comes back down.
+    t.advance(500);
+    t.record(10, 200);
+    t.trigger.check();
+    expect(t.trigger.markMs).toBe(100);
+    // Latency rises again above pauseAboveMs: a pause, at the configured mark.
+    t.advance(2000);
+    t.record(200, 400);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1', 'pause 0,1']);
+    expect(t.events[2]![1].thresholdMs).toBe(100);
+  });
+
+  it('a downstream that gets really worse (above 1.5 × the latency the pause could not lower) pauses again; fast probes then reset the mark', () => {
+    const t = pausedOn(300);
+    t.advance(400);
+    t.record(300, 3);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1']);
+    expect(t.trigger.markMs).toBe(450);
+    t.advance(500);
+    t.record(1000, 50);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1', 'resume 0,1', 'pause 0,1']);
+    expect(t.events[2]![0]).toBe(true);
+    expect(t.events[2]![1].thresholdMs).toBe(450);
+    // Fast probes end this one: the mark is the configured one again.
+    t.advance(1000);
+    t.record(20, 3);
+    t.trigger.check();
+    expect(t.calls.at(-1)).toBe('resume 0,1');
+    expect(t.events[3]![1]).toEqual({ percentile: 50, latencyMs: 20, thresholdMs: 50 });
+    expect(t.trigger.markMs).toBe(100);
+  });
+});
+
+describe('LatencyTrigger beside the adaptive limit', () => {
+  it('a due pause waits while the adaptive limit is still acting on the rise, and comes once it has', () => {
+    const t = setup();
+    t.setLimitSettling(true);
+    t.advance(1000);
+    for (let i = 0; i < 10; i += 1) {
+      t.record(300, 5);
+      t.trigger.check();
+      t.advance(200);
+    }
+    expect(t.calls).toEqual([]);
+    t.setLimitSettling(false);
+    t.record(300, 5);
+    t.trigger.check();
+    expect(t.calls).toEqual(['pause 0,1']);
+  });
+
+  it('waits at most 5 s for the limit, checks without calls included', () => {
+    const t = setup();
+    t.setLimitSettling(true);
+    t.advance(1000);
+    t.record(300, 5);
+    t.trigger.check();
+    // Checks with no call ended do not restart the wait.
+    for (let i = 0; i < 40; i += 1) {
+      t.advance(100);
+      t.trigger.check();
+    }
+    t.record(300, 5);
+    t.trigger.check();
+    expect(t.calls).toEqual([]);
+    t.advance(1000);
+    t.record(300, 5);
     t.trigger.check();
     expect(t.calls).toEqual(['pause 0,1']);
   });

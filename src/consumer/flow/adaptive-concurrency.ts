@@ -52,7 +52,7 @@ export const HOLD_BAND = 1.1;
 /** Short-term latency above this multiple of the baseline is a clear rise: the limit is cut. */
 export const CLEAR_RISE = 1.5;
 /** After a cut, latency must fall below this fraction of what it was for the cut to count as helping. */
-const RESPONDED = 0.85;
+export const RESPONDED = 0.85;
 
 interface Cut {
   readonly from: number;
@@ -63,6 +63,8 @@ export class GradientLimit {
   readonly #settings: LimitSettings;
   #limit: number;
   #baselineMs: number | undefined;
+  /** When the limit last took a decision on fresh samples (changed or not). */
+  #decidedAt = Number.NEGATIVE_INFINITY;
   /** When the limit last changed: calls that started earlier are stale evidence. */
   #changedAt = Number.NEGATIVE_INFINITY;
   #sum = 0;
@@ -119,6 +121,16 @@ export class GradientLimit {
     this.#staleCount = 0;
   }
 
+  /** A cut was made and its effect is not measured yet: the limit is still finding the capacity. */
+  get cutPending(): boolean {
+    return this.#cut !== undefined;
+  }
+
+  /** When the limit last took a decision on fresh samples, changed or not (the clock's ms). */
+  get decidedAt(): number {
+    return this.#decidedAt;
+  }
+
   /** Fresh samples waiting for the next decision. */
   get samples(): number {
     return this.#count;
@@ -134,6 +146,7 @@ export class GradientLimit {
     // At least a few calls started under this limit, so one outlier does not steer it.
     if (this.#count === 0 || this.#count < Math.min(3, from))
       return { changed: false, limit: from };
+    this.#decidedAt = now;
     const shortMs = this.#sum / this.#count;
     this.#sum = 0;
     this.#count = 0;

@@ -43,6 +43,23 @@ export class ConcurrencyControl {
     this.#clock = options.clock;
   }
 
+  /** The adaptive limit's baseline: the latency the downstream shows without queueing, if learned. */
+  get baselineMs(): number | undefined {
+    return this.#limit?.baselineMs;
+  }
+
+  /**
+   * The adaptive limit is still acting on a latency rise: it has not yet
+   * decided on calls that ended since `since`, or it made a cut whose
+   * effect it has not measured. False without the limit, or while the
+   * circuit (not the limit) bounds the calls.
+   */
+  limitSettling(since: number): boolean {
+    const limit = this.#limit;
+    if (!limit || this.#circuit !== 'closed') return false;
+    return limit.cutPending || limit.decidedAt < since;
+  }
+
   /** A handler call ended after `durationMs`, at `now`. */
   record(durationMs: number, now: number): void {
     this.#limit?.record(durationMs, now);
