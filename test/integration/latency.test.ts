@@ -80,23 +80,33 @@ function downstream(latencyMs: number, unloadedMs = latencyMs) {
 
 const latency = { pauseAboveMs: 100, resumeBelowMs: 40, windowMs: 1000, probes: 3 };
 
+/**
+ * A 2-partition topic with a backlog of `count` messages, and an unordered
+ * consumer (concurrency 16, the latency pause above) over a downstream at
+ * 5 ms; not started, so listeners can be attached first.
+ */
+async function backlogged(name: string, count: number) {
+  const topic = uniqueName(name);
+  const groupId = uniqueName(`g-${name}`);
+  await createTopic(topic, 2);
+  await produceMessages(topic, messages(count));
+  const d = downstream(5);
+  const consumer = start(groupId, {
+    topics: [topic],
+    fromBeginning: true,
+    ordering: 'unordered',
+    concurrency: 16,
+    maxInFlight: 300,
+    commitIntervalMs: 200,
+    latency,
+    handler: d.handler,
+  });
+  return { topic, groupId, d, consumer };
+}
+
 describe('latency pauses against a real broker', () => {
   it('hold while the probes are slow, run at most `probes` calls at once, and resume only after fast probes', async () => {
-    const topic = uniqueName('latency-probes');
-    const groupId = uniqueName('g-latency-probes');
-    await createTopic(topic, 2);
-    await produceMessages(topic, messages(800));
-    const d = downstream(5);
-    const consumer = start(groupId, {
-      topics: [topic],
-      fromBeginning: true,
-      ordering: 'unordered',
-      concurrency: 16,
-      maxInFlight: 300,
-      commitIntervalMs: 200,
-      latency,
-      handler: d.handler,
-    });
+    const { topic, groupId, d, consumer } = await backlogged('latency-probes', 800);
     const high: number[] = [];
     const normal: { at: number; latencyMs: number; noEffect: true | undefined }[] = [];
     consumer.on('latency.high', () => high.push(Date.now()));
@@ -188,21 +198,7 @@ describe('latency pauses against a real broker', () => {
   });
 
   it('ends a pause that cannot lower latency (the downstream is slow at any load) with noEffect, keeps consuming and loses nothing', async () => {
-    const topic = uniqueName('latency-no-effect');
-    const groupId = uniqueName('g-latency-no-effect');
-    await createTopic(topic, 2);
-    await produceMessages(topic, messages(600));
-    const d = downstream(5);
-    const consumer = start(groupId, {
-      topics: [topic],
-      fromBeginning: true,
-      ordering: 'unordered',
-      concurrency: 16,
-      maxInFlight: 300,
-      commitIntervalMs: 200,
-      latency,
-      handler: d.handler,
-    });
+    const { topic, groupId, d, consumer } = await backlogged('latency-no-effect', 600);
     const high: LatencyEvent[] = [];
     const normal: { at: number; event: LatencyEvent }[] = [];
     consumer.on('latency.high', (e) => high.push(e));
